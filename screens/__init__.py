@@ -1,0 +1,1 @@
+"""The Textual UI of stylelora-tui (installed as ``stylelora_tui.screens``)."""

@@ -1,0 +1,256 @@
+"""Model loading and trainer construction, per backend. Runs in the trainer process only.
+
+- ``unsloth``: the lab's path. Unsloth ``FastLanguageModel`` (4-bit or 16-bit)
+  with ``get_peft_model``, trained by TRL's ``SFTTrainer`` (Unsloth patches it).
+- ``peft``: plain Hugging Face. ``AutoModelForCausalLM`` (bitsandbytes NF4 when
+  4-bit), PEFT ``get_peft_model``, trained by transformers' ``Trainer`` with the
+  standard causal-LM loss. (TRL 1.15's ``SFTTrainer`` swaps in a Triton log-prob
+  kernel that cannot run without a GPU, so this path keeps to transformers.)
+
+Both train on the same pre-tokenized records (``prompting.tokenize_records``),
+so the two backends see identical tokens and masks.
+
+Heavy imports happen inside the functions; Unsloth must be imported before
+transformers, trl and peft, so ``import_backend`` runs first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    backend: str
+    device: str
+    dtype: str
+    trainable: int
+    total: int
+
+
+def choose_backend(requested: str) -> tuple[str, str | None]:
+    """(backend, note). ``auto`` is Unsloth when it is installed, else plain PEFT."""
+    if requested != "auto":
+        return requested, None
+    if importlib.util.find_spec("unsloth") is None:
+        return "peft", "Unsloth is not installed; using the plain transformers + PEFT backend"
+    return "unsloth", None
+
+
+def import_backend(backend: str) -> None:
+    """Import Unsloth first (it patches transformers, trl and peft)."""
+    if backend == "unsloth":
+        import unsloth  # noqa: F401
+
+
+def device_and_dtype(bf16_setting: Any) -> tuple[str, bool, bool]:
+    """(device, bf16, fp16) following ``train.bf16`` (auto = where supported)."""
+    import torch
+
+    if torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        bf16 = supported if bf16_setting == "auto" else bool(bf16_setting)
+        if bf16 and not supported:
+            raise ValueError("train.bf16 is true but this GPU does not support bfloat16; set it to auto or false")
+        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})", bf16, not bf16
+    # On the CPU, mixed precision through autocast rarely pays off in Trainer
+    # (and Unsloth's CPU path reports bf16 unsupported): train in float32 unless asked.
+    bf16 = bf16_setting is True
+    return f"cpu ({os.cpu_count()} threads)", bf16, False
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    trainable = total = 0
+    for parameter in model.parameters():
+        count = parameter.numel()
+        # bitsandbytes packs two 4-bit values per byte-sized element.
+        if parameter.__class__.__name__ == "Params4bit":
+            count *= 2
+        total += count
+        if parameter.requires_grad:
+            trainable += count
+    return trainable, total
+
+
+def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bool) -> Loaded:
+    model_cfg, lora = cfg["model"], cfg["lora"]
+    train = cfg["train"]
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=model_path,
+            max_seq_length=model_cfg["max_seq_length"],
+            load_in_4bit=model_cfg["load_in_4bit"],
+            dtype=None,
+        )
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=lora["r"],
+            lora_alpha=lora["lora_alpha"],
+            lora_dropout=lora["lora_dropout"],
+            target_modules=list(lora["target_modules"]),
+            use_rslora=lora["use_rslora"],
+            use_dora=lora["use_dora"],
+            bias="none",
+            use_gradient_checkpointing="unsloth" if train["gradient_checkpointing"] else False,
+            random_state=train["seed"],
+        )
+    else:
+        import torch
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {}
+        if model_cfg["load_in_4bit"]:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float32,
+            )
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs)
+        if model_cfg["load_in_4bit"]:
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=train["gradient_checkpointing"]
+            )
+        elif train["gradient_checkpointing"]:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora["r"],
+                lora_alpha=lora["lora_alpha"],
+                lora_dropout=lora["lora_dropout"],
+                target_modules=list(lora["target_modules"]),
+                use_rslora=lora["use_rslora"],
+                use_dora=lora["use_dora"],
+                bias="none",
+                task_type="CAUSAL_LM",
+            ),
+        )
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # pad == eos makes the padding mask hide the real end of each sample.
+        candidates = [t for t in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>", "<unk>") if t in tokenizer.get_vocab()]
+        if candidates and tokenizer.convert_tokens_to_ids(candidates[0]) != tokenizer.eos_token_id:
+            tokenizer.pad_token = candidates[0]
+    trainable, total = count_parameters(model)
+    dtype_name = str(getattr(model, "dtype", "")).replace("torch.", "")
+    if model_cfg["load_in_4bit"]:
+        dtype_name = f"nf4 weights, {'bfloat16' if bf16 else dtype_name} compute"
+    return Loaded(model, tokenizer, backend, "", dtype_name, trainable, total)
+
+
+def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16: bool, fp16: bool, has_eval: bool, backend: str) -> Any:
+    """SFTConfig (Unsloth) or TrainingArguments (plain PEFT) from the config's train section."""
+    import torch
+
+    train = cfg["train"]
+    optim = train["optim"]
+    if optim == "auto":
+        optim = "adamw_8bit" if torch.cuda.is_available() else "adamw_torch"
+    eval_steps = train["eval_steps"] or train["save_steps"]
+    common: dict[str, Any] = dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=train["per_device_train_batch_size"],
+        per_device_eval_batch_size=train["per_device_train_batch_size"],
+        gradient_accumulation_steps=train["gradient_accumulation_steps"],
+        learning_rate=train["learning_rate"],
+        num_train_epochs=train["num_train_epochs"],
+        max_steps=train["max_steps"],
+        logging_steps=train["logging_steps"],
+        save_strategy="steps",
+        save_steps=train["save_steps"],
+        save_total_limit=train["save_total_limit"],
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        warmup_steps=train["warmup_steps"],
+        lr_scheduler_type=train["lr_scheduler_type"],
+        weight_decay=train["weight_decay"],
+        max_grad_norm=train["max_grad_norm"],
+        optim=optim,
+        seed=train["seed"],
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+    if backend == "unsloth":
+        from trl import SFTConfig
+
+        return SFTConfig(
+            **common,
+            max_length=cfg["model"]["max_seq_length"],
+            completion_only_loss=True,
+            packing=train["packing"],
+            # Unsloth sets up its own (offloaded) gradient checkpointing in get_peft_model.
+            gradient_checkpointing=False,
+            dataset_num_proc=1,
+        )
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**common, gradient_checkpointing=False)
+
+
+def completion_collator(pad_token_id: int) -> Callable[[list[dict[str, list[int]]]], dict[str, Any]]:
+    """Pads a batch and hides prompt and padding tokens from the loss (-100)."""
+    import torch
+
+    def collate(rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        width = max(len(row["input_ids"]) for row in rows)
+        input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids = torch.tensor(row["input_ids"], dtype=torch.long)
+            mask = torch.tensor(row["completion_mask"], dtype=torch.bool)
+            input_ids[i, : len(ids)] = ids
+            attention[i, : len(ids)] = 1
+            labels[i, : len(ids)] = torch.where(mask, ids, torch.full_like(ids, -100))
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+    return collate
+
+
+def build_trainer(loaded: Loaded, args: Any, train_rows: list[dict], eval_rows: list[dict], callbacks: list[Any]) -> Any:
+    from datasets import Dataset
+
+    train_ds = Dataset.from_list(train_rows)
+    eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
+    if loaded.backend == "unsloth":
+        from trl import SFTTrainer
+
+        return SFTTrainer(
+            model=loaded.model,
+            processing_class=loaded.tokenizer,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            args=args,
+            callbacks=callbacks,
+        )
+    from transformers import Trainer
+
+    return Trainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=completion_collator(loaded.tokenizer.pad_token_id),
+        callbacks=callbacks,
+    )

@@ -1,0 +1,70 @@
+"""The ``stylelora-tui`` command line.
+
+Every subcommand imports its implementation lazily, so ``--help`` and opening
+the app stay instant; nothing heavy (torch and friends) is ever imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from stylelora_tui import __version__
+
+# name -> (module, help). The module provides ``add_arguments(parser)`` and
+# ``run(args) -> int``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("stylelora_tui.corpus_cli", "turn books, blogs or style.jsonl into training data"),
+    "train": ("stylelora_tui.runs_cli", "start (or --resume) a training run and follow it"),
+    "attach": ("stylelora_tui.runs_cli", "follow a running or finished run"),
+    "stop": ("stylelora_tui.runs_cli", "stop a run: checkpoint, then end as 'stopped'"),
+    "runs": ("stylelora_tui.runs_cli", "list the workspace's runs"),
+    "open": ("stylelora_tui.app_cli", "open the app on a workspace folder (the default)"),
+    "demo": ("stylelora_tui.app_cli", "open the app on the demo workspace"),
+}
+
+
+def _load(module_name: str) -> object:
+    import importlib
+
+    return importlib.import_module(module_name)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to fill in its options."""
+    parser = argparse.ArgumentParser(
+        prog="stylelora-tui",
+        description=(
+            "Train a LoRA/QLoRA adapter that makes an open-weight LLM write like an author. "
+            "With no subcommand, opens the app on WORKSPACE (default: the current folder)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = _load(module_name)
+            module.add_arguments(sub, name)  # type: ignore[attr-defined]
+            sub.set_defaults(_run=module.run)  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `stylelora-tui [WORKSPACE]` is shorthand for `stylelora-tui open [WORKSPACE]`.
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["open", *argv]
+    command = argv[0] if argv[0] in COMMANDS else None
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args._run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

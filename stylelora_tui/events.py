@@ -1,0 +1,170 @@
+"""The run's append-only event log: JSON lines with a versioned schema.
+
+The trainer appends one line per event and flushes it, so any reader (the
+CLI, the app, a second app on the same workspace) can tail the file and
+rebuild the whole history at any time. Every event has:
+
+- ``v``: schema version (``SCHEMA_VERSION``)
+- ``type``: ``start``, ``resume``, ``log``, ``eval``, ``checkpoint``,
+  ``warning``, ``end`` (more types may be added; readers skip unknown ones)
+- ``time``: Unix time in seconds
+
+and the fields of its type, documented in ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("start", "resume", "log", "eval", "checkpoint", "sample", "warning", "end")
+
+
+class EventWriter:
+    """Appends events to a log, one flushed line each (used by the trainer)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Line buffering would still hold a line in Python's buffer across a
+        # crash; we flush explicitly after each write instead.
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, type_: str, *, durable: bool = False, **fields: Any) -> dict[str, Any]:
+        event = {"v": SCHEMA_VERSION, "type": type_, "time": round(time.time(), 3), **fields}
+        self._file.write(json.dumps(event, default=_json_default, allow_nan=False) + "\n")
+        self._file.flush()
+        if durable:
+            os.fsync(self._file.fileno())
+        return event
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _json_default(value: Any) -> Any:
+    # numpy / torch scalars reach us from the trainer's logs.
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to the event log")
+
+
+def clean_number(value: Any) -> float | None:
+    """A finite float, or None (JSON has no NaN; the log stays strict JSON)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+@dataclass
+class EventTail:
+    """Reads new complete lines from a growing event log.
+
+    A partially written last line is left for the next read, so a reader
+    racing the writer never sees half an event. Malformed lines are counted
+    and skipped, never fatal.
+    """
+
+    path: Path
+    offset: int = 0
+    malformed: int = 0
+    _pending: bytes = field(default=b"", repr=False)
+
+    def read(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read() if max_bytes is None else handle.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self.offset += len(chunk)
+        data = self._pending + chunk
+        *lines, self._pending = data.split(b"\n")
+        events = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                self.malformed += 1
+                continue
+            if isinstance(event, dict) and "type" in event:
+                events.append(event)
+            else:
+                self.malformed += 1
+        return events
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event in a log."""
+    return EventTail(Path(path)).read()
+
+
+def training_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The log events of the training as it finally happened.
+
+    A resume restarts from a checkpoint at step N: log events past N written
+    before the resume were undone (the trainer redoes those steps), so they
+    are dropped. The result has strictly increasing steps, nothing missing
+    and nothing doubled.
+    """
+    history: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("type")
+        if kind == "resume":
+            from_step = int(event.get("from_step", 0))
+            history = [e for e in history if int(e.get("step", 0)) <= from_step]
+        elif kind == "log":
+            step = int(event.get("step", 0))
+            if history and step <= int(history[-1].get("step", 0)):
+                continue
+            history.append(event)
+    return history
+
+
+def eval_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Eval-loss events, with the same resume rule as ``training_history``."""
+    history: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("type")
+        if kind == "resume":
+            from_step = int(event.get("from_step", 0))
+            history = [e for e in history if int(e.get("step", 0)) <= from_step]
+        elif kind == "eval":
+            step = int(event.get("step", 0))
+            history = [e for e in history if int(e.get("step", 0)) != step]
+            history.append(event)
+    return history
+
+
+def last_of(events: Iterable[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    found = None
+    for event in events:
+        if event.get("type") == type_:
+            found = event
+    return found
+
+
+def iter_type(events: Iterable[dict[str, Any]], type_: str) -> Iterator[dict[str, Any]]:
+    return (event for event in events if event.get("type") == type_)
