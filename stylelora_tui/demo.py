@@ -75,6 +75,12 @@ def gguf_to_folder(gguf: Path, target: Path | None = None, log: Callable[[str], 
     # learns to stop. Pad with <|endoftext|> instead.
     if (tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id) and "<|endoftext|>" in tokenizer.get_vocab():
         tokenizer.pad_token = "<|endoftext|>"
+    # Its GGUF metadata names <|im_start|> as end-of-sequence, but a ChatML turn
+    # ends with <|im_end|>: generation would never stop at the end of a turn.
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "<|im_end|>" in template and "<|im_end|>" in tokenizer.get_vocab():
+        tokenizer.eos_token = "<|im_end|>"
+    model.config.eos_token_id = tokenizer.eos_token_id
     model.config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id

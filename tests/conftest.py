@@ -1,0 +1,71 @@
+"""Shared fixtures: isolated app folders, a tiny model built at test time, a corpus."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SENTENCES = [
+    "You wind the lamp at dusk and count the ships that pass the point.",
+    "The gulls say nothing; the tide says less, and Ballast sleeps on the warm brass.",
+    "Fog comes in like a slow visitor who never knocks.",
+    "On Thursdays the supply boat brings flour, lamp oil and letters you will not answer.",
+    "You log the wind. You log the swell. You log the silence between them.",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings, caches and data of the app go to temporary folders, never $HOME."""
+    base = tmp_path_factory.mktemp("appdirs")
+    for name in ("CONFIG", "DATA"):
+        monkeypatch.setenv(f"STYLELORA_{name}_DIR", str(base / name.lower()))
+    # The converted demo model is expensive to make; share it across tests.
+    monkeypatch.setenv("STYLELORA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "shared-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with a BPE tokenizer trained on the spot (no download)."""
+    from stylelora_tui.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), SENTENCES * 20)
+
+
+def write_corpus(folder: Path, *, train: int = 24, eval_: int = 4) -> Path:
+    """Instruction records whose outputs repeat, so a working trainer's loss falls."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count in (("train.jsonl", train), ("eval.jsonl", eval_)):
+        with open(folder / name, "w", encoding="utf-8") as handle:
+            for i in range(count):
+                record = {
+                    "instruction": "Continue in the author's style:",
+                    "input": SENTENCES[i % len(SENTENCES)],
+                    "output": " ".join(SENTENCES[(i + 1) % len(SENTENCES):] + SENTENCES[: (i + 1) % len(SENTENCES)]),
+                }
+                handle.write(json.dumps(record) + "\n")
+    return folder
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    write_corpus(tmp_path / "corpus")
+    (tmp_path / "configs").mkdir()
+    return tmp_path
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def stylelora_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stylelora_tui.cli", *args]
