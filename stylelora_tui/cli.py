@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("stylelora_tui.runs_cli", "follow a running or finished run"),
     "stop": ("stylelora_tui.runs_cli", "stop a run: checkpoint, then end as 'stopped'"),
     "runs": ("stylelora_tui.runs_cli", "list the workspace's runs"),
+    "compare": ("stylelora_tui.compare_cli", "generate base vs adapted samples and write compare.html"),
+    "export": ("stylelora_tui.export_cli", "write the model card, merge the adapter, push to the Hub"),
     "open": ("stylelora_tui.app_cli", "open the app on a workspace folder (the default)"),
     "demo": ("stylelora_tui.app_cli", "open the app on the demo workspace"),
 }
