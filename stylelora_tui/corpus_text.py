@@ -1,0 +1,417 @@
+"""Pure text handling for the corpus pipeline: cleaning, paragraphs, sentences, passages.
+
+Nothing here touches files; every function takes text (or numbered lines) and
+returns plain data, so the TUI can preview a split and tests can pin behaviour.
+
+Line numbers are carried through every step so that each passage can say where
+in its source file it starts ("book.txt:812").
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+# A numbered line: (1-based line number, text). ``None`` as text marks a line
+# that could not be read (bad bytes); it ends the current paragraph so that text
+# on either side of the hole is never glued into one sentence.
+NumberedLine = tuple[int, "str | None"]
+
+# C0 control characters other than tab/newline, plus DEL and zero-width marks:
+# they never belong in prose and confuse tokenizers.
+_CONTROL_CHARS = {c: None for c in range(32) if c not in (9, 10, 13)}
+_CONTROL_CHARS.update({0x7F: None, 0x200B: None, 0xFEFF: None})
+
+# --- Project Gutenberg boilerplate ---------------------------------------------------
+
+_PG_START = re.compile(
+    r"^\W*\*{2,}\s*START\s+OF\s+(THE|THIS)\s+PROJECT\s+GUTENBERG"
+    r"|^\W*\*END\*\s*THE\s+SMALL\s+PRINT"  # old style: small print ends, text starts
+    r"|^\W*\*{2,}\s*START\s*\**\s*OF\s+THE\s+PROJECT\s+GUTENBERG",
+    re.IGNORECASE,
+)
+_PG_END = re.compile(
+    r"^\W*\*{2,}\s*END\s+OF\s+(THE|THIS)\s+PROJECT\s+GUTENBERG"
+    r"|^\s*End\s+of\s+(the\s+)?Project\s+Gutenberg"  # "End of the Project Gutenberg EBook of ..."
+    r"|^\W*\*{2,}\s*START\**\s*THE\s+SMALL\s+PRINT",  # old style: small print at the end
+    re.IGNORECASE,
+)
+# Markers are searched only near the ends of a book, so a sentence in the middle
+# that happens to mention "End of Project Gutenberg" never truncates the text.
+_PG_MARKER_WINDOW = 0.35
+
+_PG_FRONT_MATTER = re.compile(
+    r"^(produced\s+by|e-?text\s+prepared\s+by|this\s+e-?(book|text)\s+was\s+produced)"
+    r"|^\[?\s*transcriber'?s?'?\s+notes?",
+    re.IGNORECASE,
+)
+_BRACKETED_NOTE = re.compile(r"^\[\s*(illustration|transcriber|footnote|sidenote|note:)", re.IGNORECASE)
+
+# Chapter and part headings: a keyword and a number ("Chapter 4", "BOOK II.",
+# "Part the First"), or a front/back-matter title standing alone ("Preface.").
+_NUMBER_WORDS = (
+    r"\d+|[ivxlcdm]+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|first|second|third|fourth|"
+    r"fifth|sixth|seventh|eighth|ninth|tenth|last|"
+    r"the\s+(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)"
+)
+_HEADING_WORDS = re.compile(
+    r"^(chapter|chap\.|book|part|volume|vol\.|section|canto|act|scene|stave)\s+(" + _NUMBER_WORDS + r")\b"
+    r"|^(preface|prologue|epilogue|introduction|contents|table of contents|appendix|footnotes?|"
+    r"the end|finis)\W*$",
+    re.IGNORECASE,
+)
+_ROMAN_OR_NUMBER = re.compile(r"^[\[(]?([IVXLCDM]+|\d+)[.)\]]?$", re.IGNORECASE)
+_MAX_HEADING_WORDS = 12
+
+
+@dataclass
+class CleanStats:
+    """What cleaning removed, for the report."""
+
+    gutenberg_stripped: bool = False
+    headings_dropped: int = 0
+    notes_dropped: int = 0
+
+
+def strip_gutenberg(lines: Sequence[NumberedLine]) -> tuple[list[NumberedLine], bool]:
+    """Cut a Project Gutenberg header and licence footer, if the markers are there.
+
+    Handles the modern ``*** START OF THE PROJECT GUTENBERG EBOOK ... ***`` /
+    ``*** END OF ...`` markers and the old "small print" files. Returns the
+    body and whether anything was stripped. Text without markers is unchanged.
+    """
+    n = len(lines)
+    if n == 0:
+        return list(lines), False
+    window = max(60, int(n * _PG_MARKER_WINDOW))
+    start = 0
+    for i in range(min(n, window)):
+        text = lines[i][1]
+        if text is not None and _PG_START.search(text):
+            start = i + 1  # the last start marker wins (old files have two)
+    end = n
+    for i in range(max(start, n - window), n):
+        text = lines[i][1]
+        if text is not None and _PG_END.search(text):
+            end = i
+            break
+    if start == 0 and end == n:
+        return list(lines), False
+    return list(lines[start:end]), True
+
+
+# --- Paragraphs ----------------------------------------------------------------------
+
+
+@dataclass
+class Paragraph:
+    """One paragraph: hard-wrapped lines joined, whitespace normalised."""
+
+    text: str
+    # (character offset in ``text``, source line number) for each joined line,
+    # so a sentence inside the paragraph can be traced to its own line.
+    line_starts: list[tuple[int, int]]
+    heading: bool = False
+
+    @property
+    def line(self) -> int:
+        return self.line_starts[0][1]
+
+    def line_at(self, offset: int) -> int:
+        index = bisect.bisect_right(self.line_starts, (offset, float("inf"))) - 1
+        return self.line_starts[max(0, index)][1]
+
+
+def normalise_line(text: str) -> str:
+    """Collapse all whitespace runs (tabs, NBSP, ...) to one space and drop control characters."""
+    return " ".join(text.translate(_CONTROL_CHARS).split())
+
+
+def numbered_lines(text: str, first_line: int = 1) -> list[NumberedLine]:
+    """Split text on any line ending (LF, CRLF, CR) into numbered lines."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return [(first_line + i, line) for i, line in enumerate(text.splitlines())]
+
+
+def _join_wrapped(parts: list[str], line_numbers: list[int]) -> tuple[str, list[tuple[int, int]]]:
+    text = ""
+    starts: list[tuple[int, int]] = []
+    for part, number in zip(parts, line_numbers):
+        # A word hyphenated across a line break ("well-\nknown") stays one word.
+        if text and not (text.endswith("-") and not text.endswith("--") and part[:1].isalpha()):
+            text += " "
+        starts.append((len(text), number))
+        text += part
+    return text, starts
+
+
+def paragraphs(lines: Iterable[NumberedLine], markdown: bool = False) -> list[Paragraph]:
+    """Group numbered lines into paragraphs separated by blank (or unreadable) lines.
+
+    With ``markdown``, ATX headings become heading paragraphs, fenced code
+    blocks and horizontal rules are dropped.
+    """
+    result: list[Paragraph] = []
+    parts: list[str] = []
+    numbers: list[int] = []
+    in_fence = False
+
+    def flush() -> None:
+        if parts:
+            text, starts = _join_wrapped(parts, numbers)
+            result.append(Paragraph(text, starts))
+            parts.clear()
+            numbers.clear()
+
+    for number, raw in lines:
+        if raw is None:
+            flush()
+            continue
+        line = normalise_line(raw)
+        if markdown:
+            if line.startswith(("```", "~~~")):
+                in_fence = not in_fence
+                flush()
+                continue
+            if in_fence:
+                continue
+            if line.startswith("#") or re.fullmatch(r"([-*_]\s*){3,}", line):
+                flush()
+                if line.startswith("#"):
+                    result.append(Paragraph(line.lstrip("#").strip(), [(0, number)], heading=True))
+                continue
+        if not line:
+            flush()
+            continue
+        parts.append(line)
+        numbers.append(number)
+    flush()
+    return result
+
+
+def is_heading(text: str) -> bool:
+    """A chapter heading, part title, roman numeral or all-capitals title line."""
+    words = text.split()
+    if not words or len(words) > _MAX_HEADING_WORDS:
+        return False
+    if _HEADING_WORDS.match(text) or _ROMAN_OR_NUMBER.match(text):
+        return True
+    letters = [c for c in text if c.isalpha()]
+    # All capitals: "THE BLUE CARBUNCLE". A one-letter "I" or "A" is not a title,
+    # and a shout in dialogue ('"STOP!"') is not either.
+    if any(q in text for q in "\"\u201c\u201d") or text.endswith(("!", "?")):
+        return False
+    return len(letters) >= 2 and not any(c.islower() for c in letters)
+
+
+def clean_book(paras: list[Paragraph], stats: CleanStats) -> list[Paragraph]:
+    """Mark headings and drop editorial notes (transcriber's notes, illustrations, "Produced by")."""
+    result: list[Paragraph] = []
+    in_note = False
+    for index, para in enumerate(paras):
+        text = para.text
+        if in_note:
+            stats.notes_dropped += 1
+            in_note = "]" not in text
+            continue
+        opens_note = bool(_BRACKETED_NOTE.match(text))
+        front_matter = index < 10 and bool(_PG_FRONT_MATTER.match(text))
+        if opens_note or front_matter:
+            stats.notes_dropped += 1
+            # A bracketed note may run over several paragraphs until its "]".
+            in_note = text.startswith("[") and "]" not in text
+            continue
+        if para.heading or is_heading(text):
+            stats.headings_dropped += 1
+            result.append(Paragraph(text, para.line_starts, heading=True))
+            continue
+        result.append(para)
+    return result
+
+
+# --- Sentences -----------------------------------------------------------------------
+
+# A sentence ends at . ! ? or an ellipsis, possibly followed by closing quotes or
+# brackets, then whitespace, then something that can start a sentence.
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[\w-])")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st mt jr sr prof rev hon gen col capt lt sgt vs etc no vol ch pp fig e.g i.e cf approx".split()
+)
+
+
+def split_sentences(text: str) -> list[tuple[int, str]]:
+    """Split a paragraph into sentences; returns (offset, sentence) pairs.
+
+    A regex finds candidate boundaries (linear time, so a 10 MB line is fine);
+    common abbreviations ("Mr.", "e.g.") and initials ("J. R.") do not end a sentence.
+    """
+    sentences: list[tuple[int, str]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        word_start = text.rfind(" ", start, match.start()) + 1
+        last_word = text[word_start : match.start()].lower().strip("\"'(\u201c\u2018")
+        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha() and text[match.start()] == "."):
+            continue
+        # '"Indeed!" he said.' is one sentence: the next one starts with a capital or digit.
+        following = text[match.end() : match.end() + 4].lstrip("\"'\u201c\u2018([-")
+        if following[:1].islower():
+            continue
+        end = match.end()
+        sentences.append((start, text[start:end].rstrip()))
+        start = end
+    if start < len(text):
+        sentences.append((start, text[start:].rstrip()))
+    return [(offset, s) for offset, s in sentences if s]
+
+
+# --- Passages ------------------------------------------------------------------------
+
+
+@dataclass
+class SplitStats:
+    """What splitting did besides cutting passages, for the report."""
+
+    fragments_merged: int = 0
+    fragments_dropped: int = 0
+    fragment_words_dropped: int = 0
+    long_sentences_cut: int = 0
+
+
+@dataclass
+class RawPassage:
+    text: str
+    line: int
+    words: int
+
+
+@dataclass
+class _Builder:
+    min_words: int
+    max_words: int
+    target_words: int
+    stats: SplitStats
+    passages: list[RawPassage] = field(default_factory=list)
+    # Pieces of the passage being built: (paragraph index, text); consecutive
+    # pieces of one paragraph are joined with a space, paragraphs with a blank line.
+    pieces: list[tuple[int, str]] = field(default_factory=list)
+    line: int = 0
+    words: int = 0
+
+    def add(self, para_index: int, text: str, words: int, line: int) -> None:
+        if not self.pieces:
+            self.line = line
+        self.pieces.append((para_index, text))
+        self.words += words
+
+    def _joined(self) -> str:
+        out: list[str] = []
+        previous = None
+        for para_index, text in self.pieces:
+            if previous is not None:
+                out.append(" " if para_index == previous else "\n\n")
+            out.append(text)
+            previous = para_index
+        return "".join(out)
+
+    def flush(self) -> None:
+        if not self.pieces:
+            return
+        if self.words >= self.min_words:
+            self.passages.append(RawPassage(self._joined(), self.line, self.words))
+        else:
+            self.stats.fragments_dropped += 1
+            self.stats.fragment_words_dropped += self.words
+        self.pieces = []
+        self.words = 0
+
+    def finish(self) -> None:
+        """End of a document: a short tail is merged into the previous passage if it fits."""
+        if self.pieces and self.words < self.min_words and self.passages:
+            last = self.passages[-1]
+            if last.words + self.words <= self.max_words:
+                last.text += "\n\n" + self._joined()
+                last.words += self.words
+                self.stats.fragments_merged += 1
+                self.pieces = []
+                self.words = 0
+                return
+        self.flush()
+
+
+def _word_count(text: str) -> int:
+    """Words in whitespace-normalised text (single spaces, no edges): faster than split()."""
+    return text.count(" ") + 1 if text else 0
+
+
+def _cut_long_sentence(sentence: str, max_words: int) -> list[str]:
+    words = sentence.split()
+    return [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+
+
+def split_paragraphs(
+    paras: Sequence[Paragraph],
+    min_words: int,
+    max_words: int,
+    target_words: int | None = None,
+    stats: SplitStats | None = None,
+) -> list[RawPassage]:
+    """Pack paragraphs into passages of ``min_words``..``max_words`` words.
+
+    Whole paragraphs are packed until the passage reaches ``target_words``
+    (default ``max_words``). A paragraph that does not fit is split at sentence
+    boundaries; a single sentence longer than ``max_words`` is the only thing
+    ever cut mid-sentence. Headings end a passage that is already long enough.
+    A short tail is merged into the previous passage when it fits, else dropped;
+    both are counted in ``stats``.
+    """
+    target = max_words if target_words is None else max(min_words, min(target_words, max_words))
+    stats = stats if stats is not None else SplitStats()
+    b = _Builder(min_words, max_words, target, stats)
+    for index, para in enumerate(paras):
+        if para.heading:
+            if b.words >= min_words:
+                b.flush()
+            continue
+        para_words = _word_count(para.text)
+        if b.words + para_words <= max_words:
+            b.add(index, para.text, para_words, para.line)
+            if b.words >= target:
+                b.flush()
+            continue
+        if b.words >= min_words:
+            b.flush()
+            if para_words <= max_words:
+                b.add(index, para.text, para_words, para.line)
+                if b.words >= target:
+                    b.flush()
+                continue
+        # The paragraph has to be split: fill passages sentence by sentence.
+        for offset, sentence in split_sentences(para.text):
+            line = para.line_at(offset)
+            chunks = [sentence]
+            if _word_count(sentence) > max_words:
+                chunks = _cut_long_sentence(sentence, max_words)
+                stats.long_sentences_cut += 1
+            for chunk in chunks:
+                chunk_words = _word_count(chunk)
+                if b.words + chunk_words > max_words:
+                    b.flush()  # drops it as a fragment if it is still too short
+                b.add(index, chunk, chunk_words, line)
+                if b.words >= target:
+                    b.flush()
+    b.finish()
+    return b.passages
+
+
+def split_passages(text: str, min_words: int, max_words: int, target_words: int | None = None) -> list[str]:
+    """Split plain text into passages of ``min_words``..``max_words`` words.
+
+    Paragraphs are separated by blank lines; hard-wrapped lines inside one are
+    joined; whitespace is normalised. See :func:`split_paragraphs` for the rules.
+    """
+    paras = paragraphs(numbered_lines(text))
+    return [p.text for p in split_paragraphs(paras, min_words, max_words, target_words)]
