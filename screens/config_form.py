@@ -1,0 +1,323 @@
+"""The Config section: a form generated from ``config.SCHEMA``, with the live estimate.
+
+Every value goes through the core validator on each change; its messages sit
+under their fields. The form compares itself with the last loaded or saved
+config to know whether it has unsaved changes (the app asks before quitting).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Label, Select, SelectionList, Static, Switch
+
+from stylelora_tui import config as cfg
+from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
+from stylelora_tui.screens.messages import EstimateReady
+from stylelora_tui.screens.widgets import EstimatePanel, compute_estimate
+
+AUTO_CHOICES = [("auto", "auto"), ("true", True), ("false", False)]
+
+
+def _wid(dotted: str) -> str:
+    return "f-" + dotted.replace(".", "-")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _parse(kind: str, text: str) -> Any:
+    """Form text to a Python value; anything unparsable goes to the validator as text."""
+    stripped = text.strip()
+    if kind == "int":
+        try:
+            return int(stripped)
+        except ValueError:
+            return stripped
+    if kind == "float":
+        try:
+            return float(stripped)
+        except ValueError:
+            return stripped
+    return text
+
+
+class ConfigScreen(Screen):
+    SCOPE = "config"
+    BINDINGS = bindings("config")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.baseline: dict[str, dict[str, Any]] = cfg.defaults()
+        self.current_file: Path | None = None
+        self.problems: list[cfg.Problem] = []
+        self._generation = 0
+        self._timer = None
+
+    # ----------------------------------------------------------------- layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="config-body"):
+            with Vertical(id="form-column"):
+                yield Static("", id="form-status", classes="muted")
+                with VerticalScroll(id="form"):
+                    for section, keys in cfg.SCHEMA.items():
+                        yield Label(cfg.SECTION_TITLES[section], classes="section-title")
+                        for key, spec in keys.items():
+                            yield from self._field(section, key, spec)
+                yield Static("", id="field-help", classes="muted")
+            yield EstimatePanel(id="estimate")
+        yield Footer(compact=True)
+
+    def _field(self, section: str, key: str, spec: cfg.Field) -> ComposeResult:
+        dotted = f"{section}.{key}"
+        wid = _wid(dotted)
+        widget: Widget
+        if spec.kind == "bool":
+            widget = Switch(bool(spec.default), id=wid)
+        elif spec.kind == "choice":
+            widget = Select([(c, c) for c in spec.choices], value=spec.default, allow_blank=False, id=wid, compact=True)
+        elif spec.kind == "bool_or_auto":
+            widget = Select(AUTO_CHOICES, value=spec.default, allow_blank=False, id=wid, compact=True)
+        elif spec.kind == "list":
+            widget = SelectionList(*[(item, item, item in spec.default) for item in spec.allowed_items], id=wid)
+        else:
+            widget = Input(_text(spec.default), id=wid, compact=True)
+        widget.tooltip = spec.help
+        with Horizontal(classes="field-row" + (" tall" if spec.kind == "list" else "")):
+            yield Label(key, classes="field-label")
+            yield widget
+            if spec.kind == "bool":
+                yield Label("on" if spec.default else "off", id="s-" + wid[2:], classes="switch-state")
+        yield Static("", id="p-" + wid[2:], classes="problem", markup=False)
+
+    def on_mount(self) -> None:
+        self.sub_title = "Config"
+        default_file = self.app.workspace.configs_dir / "config.yaml"
+        if default_file.exists():
+            self.load_file(default_file, quiet=True)
+        else:
+            self.refresh_checks()
+
+    # ----------------------------------------------------------------- reading and filling
+
+    def raw_values(self) -> dict[str, dict[str, Any]]:
+        raw: dict[str, dict[str, Any]] = {}
+        for section, keys in cfg.SCHEMA.items():
+            raw[section] = {}
+            for key, spec in keys.items():
+                widget = self.query_one("#" + _wid(f"{section}.{key}"))
+                if isinstance(widget, Switch):
+                    value: Any = widget.value
+                elif isinstance(widget, Select):
+                    value = widget.value
+                elif isinstance(widget, SelectionList):
+                    chosen = set(widget.selected)
+                    value = [item for item in spec.allowed_items if item in chosen]
+                else:
+                    value = _parse(spec.kind, widget.value)  # type: ignore[attr-defined]
+                raw[section][key] = value
+        return raw
+
+    def fill(self, values: dict[str, Any]) -> None:
+        """Put values (possibly invalid ones, from a hand-edited file) into the form."""
+        for section, keys in cfg.SCHEMA.items():
+            given = values.get(section) if isinstance(values.get(section), dict) else {}
+            for key, spec in keys.items():
+                value = given.get(key, spec.default)
+                widget = self.query_one("#" + _wid(f"{section}.{key}"))
+                if isinstance(widget, Switch):
+                    widget.value = bool(value) if isinstance(value, bool) else bool(spec.default)
+                elif isinstance(widget, Select):
+                    options = spec.choices if spec.kind == "choice" else ("auto", True, False)
+                    widget.value = value if value in options else spec.default
+                elif isinstance(widget, SelectionList):
+                    items = value if isinstance(value, list) else _text(value).split(",")
+                    wanted = {str(v).strip() for v in items}
+                    widget.deselect_all()
+                    for item in spec.allowed_items:
+                        if item in wanted:
+                            widget.select(item)
+                else:
+                    widget.value = _text(value)  # type: ignore[attr-defined]
+        self.refresh_checks()
+
+    # ----------------------------------------------------------------- checking
+
+    @on(Input.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    @on(SelectionList.SelectedChanged)
+    def _changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.12, self.refresh_checks)
+
+    def refresh_checks(self) -> None:
+        raw = self.raw_values()
+        config, problems = cfg.validate(raw, workspace=self.app.workspace.root, check_paths=True)
+        self.problems = problems
+        by_key: dict[str, list[str]] = {}
+        for problem in problems:
+            by_key.setdefault(problem.key, []).append(problem.message)
+        for section, keys in cfg.SCHEMA.items():
+            for key in keys:
+                dotted = f"{section}.{key}"
+                label = self.query_one("#p-" + _wid(dotted)[2:], Static)
+                messages = by_key.get(dotted, [])
+                label.update("\n".join(f"! {m}" for m in messages))
+                label.set_class(bool(messages), "-shown")
+        for switch in self.query(Switch):
+            self.query_one("#s-" + (switch.id or "")[2:], Label).update("on" if switch.value else "off")
+        dirty = raw != self._comparable(self.baseline)
+        self.app.config_dirty = dirty
+        name = self.current_file.name if self.current_file else "(not saved)"
+        status = f"{name}{' *modified*' if dirty else ''} | "
+        status += f"{len(problems)} problem(s)" if problems else "valid"
+        self.query_one("#form-status", Static).update(status)
+        self.sub_title = f"Config: {name}{' *' if dirty else ''}"
+        self._generation += 1
+        self.run_estimate(config, self._generation)
+
+    def _comparable(self, config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        # What the form would read back for this config (ints as ints, floats as floats).
+        out: dict[str, dict[str, Any]] = {}
+        for section, keys in cfg.SCHEMA.items():
+            out[section] = {}
+            for key, spec in keys.items():
+                value = config.get(section, {}).get(key, spec.default)
+                if spec.kind in ("int", "float", "str"):
+                    value = _parse(spec.kind, _text(value))
+                if spec.kind == "list":
+                    value = [item for item in spec.allowed_items if item in (value or [])]
+                out[section][key] = value
+        return out
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def run_estimate(self, config: dict[str, dict[str, Any]], generation: int) -> None:
+        estimate, verdicts = compute_estimate(config, [self.app.workspace.root, self.app.workspace.root / "models"])
+        self.post_message(EstimateReady(estimate, verdicts, generation))
+
+    def on_estimate_ready(self, message: EstimateReady) -> None:
+        if message.generation == self._generation:
+            self.query_one(EstimatePanel).show(message.estimate, message.verdicts)
+
+    def on_descendant_focus(self, event) -> None:
+        tip = getattr(event.widget, "tooltip", None)
+        wid = event.widget.id or ""
+        if wid.startswith("f-") and tip:
+            self.query_one("#field-help", Static).update(f"{wid[2:].replace('-', '.', 1)}: {tip}")
+
+    # ----------------------------------------------------------------- actions
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def _confirm_discard(self, then) -> None:
+        if not self.app.config_dirty:
+            then()
+            return
+        self.app.push_screen(
+            ConfirmDialog("Discard changes?", "The form has unsaved changes. Replace them?", yes="Discard", no="Keep"),
+            lambda yes: then() if yes else None,
+        )
+
+    def action_preset(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.fill(cfg.preset(name))
+                self.notify(f"Preset {name!r} loaded (not saved yet)")
+
+        def ask() -> None:
+            choices = [(name, f"{name}: {text}") for name, (text, _) in cfg.PRESETS.items()]
+            self.app.push_screen(ChoiceDialog("Preset", choices), chosen)
+
+        self._confirm_discard(ask)
+
+    def action_open(self) -> None:
+        folder = self.app.workspace.configs_dir
+        files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.load_file(folder / name)
+
+        def ask() -> None:
+            self.app.push_screen(
+                ChoiceDialog(f"Open a config from {folder}", [(f.name, f.name) for f in files], empty=f"No .yaml files in {folder} yet."),
+                chosen,
+            )
+
+        self._confirm_discard(ask)
+
+    def load_file(self, path: Path, *, quiet: bool = False) -> None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+            raw, lines = cfg.parse_yaml(text, source=str(path))
+        except OSError as exc:
+            self.app.push_screen(MessageDialog("Cannot read the config", f"{path}: {exc}", error=True))
+            return
+        except cfg.ConfigError as exc:
+            self.app.push_screen(MessageDialog("Not a valid YAML file", str(exc), error=True))
+            return
+        raw = raw if isinstance(raw, dict) else {}
+        config, problems = cfg.validate(raw, check_paths=False, lines=lines, source=path.name)
+        self.current_file = path
+        self.baseline = config
+        self.fill(raw)
+        homeless = [p for p in problems if p.key.count(".") != 1 or p.key.split(".")[0] not in cfg.SCHEMA or p.key.split(".")[1] not in cfg.SCHEMA[p.key.split(".")[0]]]
+        if homeless:
+            self.app.push_screen(MessageDialog(f"{path.name}: keys the form cannot show", "\n".join(str(p) for p in homeless), error=True))
+        elif problems and not quiet:
+            self.notify(f"{path.name}: {len(problems)} problem(s), shown under their fields", severity="warning")
+        elif not quiet:
+            self.notify(f"Loaded {path.name}")
+
+    def action_save(self) -> None:
+        raw = self.raw_values()
+        config, problems = cfg.validate(raw, workspace=self.app.workspace.root, check_paths=False)
+        if problems:
+            self.notify(f"Fix {len(problems)} problem(s) first: {problems[0]}", severity="error", timeout=6)
+            return
+        default = self.current_file.name if self.current_file else "config.yaml"
+
+        def chosen(values: dict[str, str] | None) -> None:
+            if not values or not values.get("name", "").strip():
+                return
+            name = values["name"].strip()
+            if not name.endswith((".yaml", ".yml")):
+                name += ".yaml"
+            path = self.app.workspace.configs_dir / Path(name).name
+            try:
+                cfg.save(path, config)
+            except OSError as exc:
+                self.app.push_screen(MessageDialog("Could not save", f"{path}: {exc}", error=True))
+                return
+            self.current_file = path
+            self.baseline = config
+            self.refresh_checks()
+            self.notify(f"Saved {path}")
+
+        self.app.push_screen(
+            FieldsDialog("Save config", [("name", f"File name in {self.app.workspace.configs_dir}", default)], ok="Save"),
+            chosen,
+        )
+
+    def action_diff(self) -> None:
+        config, _ = cfg.validate(self.raw_values(), check_paths=False)
+        changes = cfg.diff(config)
+        text = "\n".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes) or "Same as the lab's defaults."
+        self.app.push_screen(MessageDialog("Differences from the lab's defaults", text))

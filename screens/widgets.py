@@ -1,0 +1,205 @@
+"""Widgets and view helpers shared by the screens (no screen logic here)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.suggester import Suggester
+from textual.widgets import Static
+
+# --------------------------------------------------------------------------- estimate
+
+
+def compute_estimate(config: dict, search_dirs: Iterable[Path] = ()) -> tuple[Any, Any]:
+    """(estimate, estimate with gradient checkpointing flipped), or (None, None)."""
+    from stylelora_tui import estimate as est
+
+    try:
+        main = est.estimate_for_config(config, search_dirs=tuple(search_dirs))
+        if main is None:
+            return None, None
+        flipped: dict = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        gc = flipped.get("train", {}).get("gradient_checkpointing", True)
+        flipped.setdefault("train", {})["gradient_checkpointing"] = not gc
+        other = est.estimate_for_config(flipped, search_dirs=tuple(search_dirs))
+    except Exception as exc:  # the estimate must never take the form down
+        return exc, None
+    return main, other
+
+
+def _count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+class EstimatePanel(Static):
+    """Trainable parameters, the memory breakdown and a verdict per GPU card."""
+
+    DEFAULT_CSS = """
+    EstimatePanel { height: 1fr; overflow-y: auto; }
+    """
+
+    plain = ""
+
+    def on_mount(self) -> None:
+        self.update(Text("Estimating...", style="dim"))
+
+    def show(self, estimate: Any, flipped: Any) -> None:
+        from stylelora_tui.estimate import format_bytes
+
+        if estimate is None:
+            self.plain = "No estimate: the model's shape is unknown (no local config.json, not in the built-in table)."
+            self.update(Text(self.plain, style="italic"))
+            return
+        if isinstance(estimate, Exception):
+            self.plain = f"Estimate failed: {estimate}"
+            self.update(Text(self.plain, style="italic"))
+            return
+        body = _Rows()
+        body.add_row(Text("Estimate", style="bold"), "")
+        body.add_row(Text(estimate.shape.name, style="dim"), "")
+        body.add_row("Trainable", _count(estimate.trainable_parameters))
+        body.add_row("of model", f"{_count(estimate.total_parameters)} ({estimate.trainable_share:.2f}%)")
+        body.add_row("", "")
+        body.add_row(Text("GPU memory", style="bold"), "")
+        memory = estimate.memory
+        for label, value in memory.breakdown():
+            if value:
+                body.add_row(label, format_bytes(value))
+        body.add_row(Text("Total", style="bold"), Text(format_bytes(memory.total), style="bold"))
+        if flipped is not None and not isinstance(flipped, Exception):
+            label = "with grad. ckpt" if flipped.memory.activations < memory.activations else "without grad. ckpt"
+            body.add_row(Text(label, style="dim"), Text(format_bytes(flipped.memory.total), style="dim"))
+        body.add_row("", "")
+        body.add_row(Text("Cards", style="bold"), "")
+        marks = {"fits": "ok", "tight": "tight", "won't fit": "NO"}
+        for card, verdict, headroom in estimate.verdicts:
+            style = {"fits": "", "tight": "italic", "won't fit": "bold reverse"}.get(verdict, "")
+            body.add_row(card, Text(f"{marks.get(verdict, verdict)} {format_bytes(headroom)}", style=style))
+        if estimate.shape_source:
+            body.add_row(Text(f"shape: {estimate.shape_source}", style="dim"), "")
+        self.plain = body.plain()
+        self.update(body.table)
+
+
+class _Rows:
+    """A two-column grid that also keeps its plain text (for tests and screen readers)."""
+
+    def __init__(self) -> None:
+        self.table = Table.grid(padding=(0, 1), expand=True)
+        self.table.add_column(ratio=1)
+        self.table.add_column(justify="right", no_wrap=True)
+        self.lines: list[str] = []
+
+    def add_row(self, left: Any, right: Any) -> None:
+        self.table.add_row(left, right)
+        self.lines.append(f"{Text(left).plain if isinstance(left, str) else left.plain} {Text(right).plain if isinstance(right, str) else right.plain}".strip())
+
+    def plain(self) -> str:
+        return "\n".join(self.lines)
+
+
+# --------------------------------------------------------------------------- corpus views
+
+
+def bars(counts: list[int], labels: list[str], width: int = 20) -> Text:
+    """A horizontal bar chart, one line per bin (works in any terminal)."""
+    top = max(counts, default=0) or 1
+    text = Text()
+    label_width = max((len(label) for label in labels), default=0)
+    for count, label in zip(counts, labels):
+        filled = round(width * count / top)
+        text.append(f"{label:>{label_width}} ")
+        text.append("#" * filled, style="bold")
+        text.append(f" {count}\n")
+    return text
+
+
+class PathSuggester(Suggester):
+    """Completes a path from the entries of its folder (tab/right accepts)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        expanded = os.path.expanduser(value)
+        folder, prefix = os.path.split(expanded)
+        try:
+            names = sorted(os.listdir(folder or "."))
+        except OSError:
+            return None
+        for name in names:
+            if name.startswith(prefix) and name != prefix and (prefix.startswith(".") or not name.startswith(".")):
+                full = os.path.join(folder, name)
+                suffix = "/" if os.path.isdir(full) else ""
+                return value + name[len(prefix):] + suffix
+        return None
+
+
+# --------------------------------------------------------------------------- chat template
+
+
+def chat_renderer(model_name: str, search_dirs: Iterable[Path] = ()) -> tuple[Callable[[dict], str] | None, str]:
+    """A renderer applying the model's chat template with jinja2, or None and why not.
+
+    Reads ``tokenizer_config.json`` next to a local ``config.json``; never
+    imports transformers.
+    """
+    from stylelora_tui.model_shapes import find_config
+
+    try:
+        found = find_config(model_name, search_dirs)
+    except OSError:
+        found = None
+    if found is None:
+        return None, "plain rendering: no local tokenizer with a chat template"
+    path = found.parent / "tokenizer_config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, f"no readable {path.name} next to {found}: plain rendering"
+    template = data.get("chat_template")
+    if isinstance(template, list):  # named templates
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    if not isinstance(template, str):
+        return None, f"{path} has no chat template: plain rendering"
+
+    def token(value: Any) -> str:
+        return value.get("content", "") if isinstance(value, dict) else (value or "")
+
+    try:
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message: str) -> None:
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        compiled = env.from_string(template)
+    except Exception as exc:  # a broken template: say so, render plainly
+        return None, f"chat template of {path} does not compile ({exc}): plain rendering"
+    bos, eos = token(data.get("bos_token")), token(data.get("eos_token"))
+
+    def render(record: dict) -> str:
+        from stylelora_tui.prompting import messages_for
+
+        prompt = compiled.render(messages=messages_for(record), add_generation_prompt=True, bos_token=bos, eos_token=eos)
+        return prompt + str(record.get("output", "")).strip() + eos
+
+    return render, f"chat template from {path}"
+
+
+def plain_record(record: dict) -> str:
+    from stylelora_tui.prompting import messages_for
+
+    return f"[user]\n{messages_for(record)[0]['content']}\n\n[assistant]\n{str(record.get('output', '')).strip()}"
