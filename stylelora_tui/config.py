@@ -94,6 +94,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "bf16": Field("bool_or_auto", "auto", "bfloat16 compute (auto: wherever the hardware supports it)"),
         "packing": Field("bool", False, "pack several short records into one sequence"),
         "seed": Field("int", 3407, "random seed (the lab's)", minimum=0),
+        "sample_steps": Field(
+            "int", 0, "write a sample continuation of a held-out prompt every N steps (0: at each checkpoint, -1: never)",
+            minimum=-1,
+        ),
+        "sample_max_new_tokens": Field("int", 96, "length of those live samples in tokens", exclusive_minimum=0),
     },
     "data": {
         "corpus": Field("str", "corpus", "folder written by `stylelora-tui prepare` (relative to the workspace)", nonempty=True),

@@ -315,8 +315,21 @@ def trainer_command(run: Run, *, resume: bool) -> list[str]:
     return command
 
 
-def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start the trainer for ``run`` as its own session, output to trainer.log.
+# Started between us and the trainer, and ended at once: the trainer is then
+# nobody's child (adopted by init), so it never lingers as our zombie and its
+# life is independent of ours.
+_SPAWNER = """
+import subprocess, sys
+log_path, cwd, *command = sys.argv[1:]
+with open(log_path, "ab") as log:
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True, close_fds=True, cwd=cwd)
+print(process.pid, flush=True)
+"""
+
+
+def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = None) -> int:
+    """Start the trainer for ``run`` in its own session, output to trainer.log; return its pid.
 
     The new session means a hang-up of our terminal (a dropped SSH connection)
     never reaches it, and it survives the death of whoever launched it.
@@ -342,23 +355,21 @@ def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = No
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         with open(run.log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'} ====\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                trainer_command(run, resume=resume),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=child_env,
-                cwd=run.path,
-            )
+        spawner = subprocess.run(
+            [sys.executable, "-c", _SPAWNER, str(run.log_path), str(run.path), *trainer_command(run, resume=resume)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env, timeout=60,
+        )
+        if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
+            status.update(state="failed", error=f"could not start the trainer: {spawner.stderr.strip()[-500:]}", ended_at=_now())
+            _atomic_write_json(run.status_path, status)
+            raise RunError(f"could not start the trainer for {run.name}: {spawner.stderr.strip()[-500:]}")
+        pid = int(spawner.stdout.strip())
         status = run.read_status()
         if status.get("pid") is None:  # the trainer may already have recorded itself
-            status.update(pid=process.pid, pid_create_time=process_start_time(process.pid), host=socket.gethostname())
+            status.update(pid=pid, pid_create_time=process_start_time(pid), host=socket.gethostname())
             status["updated_at"] = _now()
             _atomic_write_json(run.status_path, status)
-    return process
+    return pid
 
 
 def stop(run: Run) -> bool:

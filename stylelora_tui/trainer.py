@@ -85,8 +85,69 @@ def memory_figures() -> dict[str, Any]:
     }
 
 
-def make_callback(run: Run, writer: EventWriter, stop: StopRequested, start_fields: dict[str, Any]) -> Any:
+class LiveSampler:
+    """Greedy continuation of one fixed held-out prompt, so the user watches the style arrive."""
+
+    def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int):
+        self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
+
+    def sample(self) -> dict[str, Any] | None:
+        if self.record is None:
+            return None
+        import torch
+
+        from stylelora_tui.prompting import render_prompt
+
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        started = time.perf_counter()
+        inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
+        inputs = {key: value.to(model.device) for key, value in inputs.items()}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id,
+                    use_cache=True,
+                )
+        finally:
+            if was_training:
+                model.train()
+        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return {
+            "prompt": self.record.get("input", ""),
+            "text": text.strip(),
+            "reference": self.record.get("output", ""),
+            "record_id": self.record.get("id"),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+
+def injected_fault(step: int) -> None:
+    """``STYLELORA_FAULT=oom_at_step:N``: a real out-of-memory error at step N.
+
+    There is no way to exhaust memory on purpose in a test; this lets tests
+    and users check how an OOM is reported, through the real failure path.
+    """
+    fault = os.environ.get("STYLELORA_FAULT", "")
+    if fault.startswith("oom_at_step:") and step == int(fault.split(":", 1)[1]):
+        import torch
+
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (injected by STYLELORA_FAULT)"
+        )
+
+
+def make_callback(
+    run: Run, writer: EventWriter, stop: StopRequested, start_fields: dict[str, Any], sampler: LiveSampler, cfg: dict[str, Any]
+) -> Any:
     from transformers import TrainerCallback
+
+    sample_every = cfg["train"]["sample_steps"] or cfg["train"]["save_steps"]
 
     class EventsCallback(TrainerCallback):
         """Turns the Trainer's hooks into events; times only the optimizer steps.
@@ -108,12 +169,20 @@ def make_callback(run: Run, writer: EventWriter, stop: StopRequested, start_fiel
 
         def on_step_begin(self, args, state, control, **kwargs):
             self.step_started = time.perf_counter()
+            injected_fault(state.global_step + 1)
 
         def on_step_end(self, args, state, control, **kwargs):
+            # Time first: sampling below must not count as training time.
             self.train_seconds += time.perf_counter() - self.step_started
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
+                return
+            due = state.global_step % sample_every == 0 or state.global_step == state.max_steps
+            if cfg["train"]["sample_steps"] >= 0 and due:
+                sample = sampler.sample()
+                if sample:
+                    writer.write("sample", step=state.global_step, **sample)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
@@ -266,7 +335,9 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         pid=os.getpid(),
     )
     run.update_status(backend=backend, device=device)
-    callback = make_callback(run, writer, stop, start_fields)
+    held_out = read_jsonl(eval_path) if eval_path.exists() else []
+    sampler = LiveSampler(loaded, (held_out or read_jsonl(corpus / "train.jsonl"))[0], cfg["train"]["sample_max_new_tokens"])
+    callback = make_callback(run, writer, stop, start_fields, sampler, cfg)
     trainer = backends.build_trainer(
         loaded, args, train_split.rows, eval_split.rows if eval_split else [], [callback]
     )

@@ -97,6 +97,10 @@ def test_training_writes_ordered_events_falling_loss_and_a_plain_peft_adapter(wo
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [6, 12]
     assert any(e["type"] == "eval" and math.isfinite(e["eval_loss"]) for e in events)
 
+    samples = [e for e in events if e["type"] == "sample"]
+    assert [e["step"] for e in samples] == [6, 12]
+    assert all(e["text"] and e["reference"] and e["prompt"] for e in samples)
+
     status = run.status()
     assert status["state"] == "completed" and status["exit_code"] == 0 and status["step"] == 12
     assert "completed" in result.stderr and "step 12/12" in result.stderr
@@ -223,3 +227,19 @@ def test_a_model_that_cannot_be_found_fails_with_a_clear_message(workspace):
     assert status["state"] == "failed" and status["error_kind"] == "model"
     assert "nobody-here/no-such-model-xyz" in status["error"] and "could not be loaded" in status["error"]
     assert [e["type"] for e in read_events(run.events_path)] == ["end"]
+
+
+def test_out_of_memory_fails_with_a_plain_language_hint(workspace, tiny_model):
+    config_path = write_config(workspace, tiny_model, backend="peft")
+    env = {**cli_env(), "STYLELORA_FAULT": "oom_at_step:3"}
+    result = subprocess.run(stylelora_command("train", "-w", str(workspace), str(config_path)),
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    run = only_run(workspace)
+    status = run.status()
+    assert status["state"] == "failed" and status["error_kind"] == "oom"
+    assert "per_device_train_batch_size" in status["error"] and "max_seq_length" in status["error"]
+    end = read_events(run.events_path)[-1]
+    assert end["type"] == "end" and end["error_kind"] == "oom"
+    assert logged_steps(run) == [1, 2]
+    assert "out of memory" in result.stderr and "OutOfMemoryError" in run.log_path.read_text()
