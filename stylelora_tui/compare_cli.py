@@ -1,0 +1,125 @@
+"""``stylelora-tui compare RUN [-o compare.html]``: base vs adapted, scored, in one page.
+
+Prompts come from the run's held-out split (eval.jsonl), so neither side has
+seen them. The generation process (one model in memory; the base is the same
+weights with the adapter disabled) writes N samples per side; the samples are
+scored against the author's held-out passages (``stylometry``) and the
+held-out loss of both sides is computed. The result is saved as
+``RUN/compare.json`` (the model card quotes it) and rendered to compare.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stylelora_tui.runs import Run, RunError, Workspace
+
+COMPARE_JSON = "compare.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("run", help="run name, unique name prefix, or run directory")
+    parser.add_argument("-o", "--output", type=Path, default=Path("compare.html"), help="HTML file to write (default: compare.html)")
+    parser.add_argument("-w", "--workspace", type=Path, default=None,
+                        help="workspace folder holding runs/ (default: $STYLELORA_WORKSPACE or the current folder)")
+    parser.add_argument("--prompts", type=int, default=3, help="held-out prompts to use (default: 3)")
+    parser.add_argument("--samples", type=int, default=5, help="samples per side and prompt (default: 5, as in the lab)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default: 0)")
+    parser.add_argument("--max-new-tokens", type=int, default=150, help="longest sample in tokens (default: 150)")
+    parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (default: 0.7)")
+    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (default: 0.9)")
+
+
+def pick_prompts(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """``count`` records spread evenly over the held-out split (not just its first few)."""
+    if count >= len(records):
+        return list(records)
+    step = len(records) / count
+    return [records[int(i * step)] for i in range(count)]
+
+
+def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_tokens: int, temperature: float,
+            top_p: float, progress: Any = None) -> dict[str, Any]:
+    """Generate, score and return the compare result (what compare.json holds)."""
+    from stylelora_tui.generation import GenerationError, resolve_run
+    from stylelora_tui.generation_client import GenerationClient, GenerationProcessError, samples_by_variant
+    from stylelora_tui.prompting import read_jsonl
+    from stylelora_tui.stylometry import style_report
+
+    say = progress or (lambda message: None)
+    try:
+        resolve_run(the_run.path)  # a clear message before a process starts
+    except GenerationError as exc:
+        raise RunError(str(exc)) from None
+    cfg = the_run.config()
+    eval_path = Path(cfg["data"]["corpus"]) / "eval.jsonl"
+    if not eval_path.exists():
+        raise RunError(f"no held-out split at {eval_path}: re-run `stylelora-tui prepare` (it writes eval.jsonl)")
+    records = read_jsonl(eval_path)
+    if not records:
+        raise RunError(f"{eval_path} has no records to prompt with")
+    chosen = pick_prompts(records, max(1, prompts))
+    variants = ["base", the_run.name]
+    settings = {"samples": samples, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
+    items = []
+    say("loading the model (once, with the adapter beside it)")
+    try:
+        with GenerationClient([the_run.path]) as client:
+            ready = client.start()
+            for index, record in enumerate(chosen, 1):
+                rid = client.generate(record=record, variants=variants, n=samples, seed=seed, temperature=temperature,
+                                      top_p=top_p, max_new_tokens=max_new_tokens)
+                events = []
+                for event in client.events(rid):
+                    if "error" in event:
+                        raise RunError(f"generation failed: {event['error']}")
+                    if event.get("done"):
+                        say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{samples}")
+                    events.append(event)
+                grouped = samples_by_variant(events)
+                items.append({
+                    "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
+                    "reference": record.get("output"),
+                    "samples": {v: [{k: s[k] for k in ("seed", "text", "tokens", "stopped")} for s in grouped.get(v, [])] for v in variants},
+                })
+            say("held-out loss of both sides")
+            losses = {e["variant"]: {"eval_loss": e["eval_loss"], "perplexity": e["perplexity"], "tokens": e["tokens"]}
+                      for e in client.collect(client.eval_loss(variants=variants)) if "eval_loss" in e}
+    except GenerationProcessError as exc:
+        raise RunError(str(exc)) from None
+    texts = {v: [s["text"] for item in items for s in item["samples"][v]] for v in variants}
+    style = style_report([r["output"] for r in records], texts["base"], {the_run.name: texts[the_run.name]})
+    return {
+        "run": the_run.name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": ready.get("model"),
+        "device": ready.get("device"), "settings": settings, "variants": variants, "prompts": items,
+        "style": style, "eval_loss": losses, "config": cfg,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from stylelora_tui import compare_html
+
+    root = args.workspace or Path(os.environ.get("STYLELORA_WORKSPACE", "."))
+    try:
+        the_run = Workspace(Path(root).expanduser().resolve()).find_run(args.run)
+        result = compare(
+            the_run, prompts=args.prompts, samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature, top_p=args.top_p, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
+        )
+    except RunError as exc:
+        print(f"stylelora-tui compare: {exc}", file=sys.stderr)
+        return 2
+    (the_run.path / COMPARE_JSON).write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+    path = compare_html.write(args.output, result, the_run.events())
+    losses = result["eval_loss"]
+    print(result["style"]["reading"])
+    if "base" in losses and the_run.name in losses:
+        print(f"held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[the_run.name]['eval_loss']:.3f}")
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,50 @@
+"""One tiny run trained through the real trainer, shared by the compare/export tests.
+
+Training takes ~20 s on two cores, so the run is made once per test session
+(cached here by the base model's path) and each test module reuses it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, stylelora_command, write_corpus
+from stylelora_tui import config as config_mod
+from stylelora_tui.runs import Run, Workspace
+
+_TRAINED: dict[str, Run] = {}
+
+
+def write_config(workspace: Path, model: Path, *, name: str = "tiny") -> Path:
+    cfg = config_mod.defaults()
+    # 16-bit base and plain PEFT: the fastest real path on a CPU (no Unsloth import).
+    cfg["model"].update(name=str(model), max_seq_length=256, load_in_4bit=False, backend="peft")
+    cfg["lora"].update(r=8, lora_alpha=16)
+    cfg["train"].update(
+        per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=5.0e-3,
+        max_steps=12, save_steps=12, warmup_steps=0, lr_scheduler_type="constant", gradient_checkpointing=False,
+    )
+    path = workspace / "configs" / f"{name}.yaml"
+    config_mod.save(path, cfg)
+    return path
+
+
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Run:
+    key = str(tiny_model)
+    if key not in _TRAINED:
+        workspace = tmp_path_factory.mktemp("compare-ws")
+        write_corpus(workspace / "corpus")
+        (workspace / "configs").mkdir()
+        config_path = write_config(workspace, tiny_model)
+        result = subprocess.run(
+            stylelora_command("train", "-w", str(workspace), "--name", "tiny-run", str(config_path)),
+            capture_output=True, text=True, timeout=300, env=cli_env(), stdin=subprocess.DEVNULL,
+        )
+        run = Workspace(workspace).find_run("tiny-run")
+        assert result.returncode == 0, result.stderr + run.log_path.read_text()
+        assert (run.adapter_dir / "adapter_model.safetensors").exists()
+        _TRAINED[key] = run
+    return _TRAINED[key]
