@@ -18,25 +18,42 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument(
             "workspace", nargs="?", default=".", help="workspace folder (corpus/, configs/, runs/); created if missing"
         )
+    if name == "demo":
+        parser.add_argument(
+            "--train", action="store_true",
+            help="no app: train the demo config headless and follow it (Ctrl-C stops following, not training)",
+        )
     parser.add_argument("--section", choices=SECTIONS, default="corpus", help="section to open first")
     parser.add_argument("--theme", default=None, help="colour theme for this session (e.g. stylelora-light)")
 
 
 def demo_workspace() -> Path:
-    try:
-        from stylelora_tui.demo import ensure_demo_workspace
-    except ImportError:  # TODO: remove once stylelora_tui.demo provides it everywhere
-        from stylelora_tui import paths
+    from stylelora_tui.demo import ensure_demo_workspace
 
-        folder = paths.data_dir() / "demo"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
     return Path(ensure_demo_workspace())
+
+
+def train_demo(root: Path) -> int:
+    """The headless demo: train configs/demo.yaml of the demo workspace and follow it."""
+    from stylelora_tui import config as config_mod
+    from stylelora_tui.demo import DEMO_CONFIG_NAME
+    from stylelora_tui.runs import Workspace, create_run, launch
+    from stylelora_tui.runs_cli import follow
+
+    workspace = Workspace(root)
+    config_path = workspace.configs_dir / DEMO_CONFIG_NAME
+    cfg = config_mod.load(config_path, workspace=root)
+    run = create_run(workspace, cfg, config_path=config_path)
+    launch(run)
+    print(f"demo run {run.name} started in {run.path}", file=sys.stderr)
+    return follow(run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         root = demo_workspace()
+        if args.train:
+            return train_demo(root)
     else:
         root = Path(args.workspace).expanduser().resolve()
         if root.exists() and not root.is_dir():
