@@ -33,8 +33,16 @@ def build_tiny_llama(
     num_key_value_heads: int = 2,
     max_position_embeddings: int = 1024,
     seed: int = 0,
+    model_vocab_size: int | None = None,
+    tie_word_embeddings: bool = False,
+    dtype: str = "float32",
 ) -> Path:
-    """Write a tiny Llama (config, safetensors weights, tokenizer) to ``out_dir``."""
+    """Write a small random Llama (config, safetensors weights, tokenizer) to ``out_dir``.
+
+    ``model_vocab_size`` makes the embedding and LM head as big as a real
+    model's (the tokenizer only uses its first ids), so memory figures match
+    the real shape; ``dtype`` builds the weights directly in that precision.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     out_dir = Path(out_dir)
@@ -67,7 +75,7 @@ def build_tiny_llama(
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(fast),
+        vocab_size=max(len(fast), model_vocab_size or 0),
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_hidden_layers,
@@ -77,10 +85,15 @@ def build_tiny_llama(
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
-        tie_word_embeddings=False,
-        torch_dtype="float32",
+        tie_word_embeddings=tie_word_embeddings,
+        rope_theta=500_000.0,
     )
-    model = LlamaForCausalLM(config)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
     model.generation_config.pad_token_id = fast.pad_token_id
     model.generation_config.eos_token_id = fast.eos_token_id
     model.save_pretrained(out_dir, safe_serialization=True)

@@ -341,7 +341,15 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     trainer = backends.build_trainer(
         loaded, args, train_split.rows, eval_split.rows if eval_split else [], [callback]
     )
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    metrics = output.metrics or {}
+    writer.write(
+        "summary",
+        step=trainer.state.global_step,
+        train_runtime=clean_number(metrics.get("train_runtime")),
+        train_loss=clean_number(metrics.get("train_loss")),
+        tokens_seen=int(trainer.state.num_input_tokens_seen or 0),
+    )
     if stop.requested:
         return "stopped"
     save_adapter(run, loaded, cfg, model_path)
