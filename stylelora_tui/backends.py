@@ -78,8 +78,9 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 
 def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bool) -> Loaded:
-    model_cfg, lora = cfg["model"], cfg["lora"]
-    train = cfg["train"]
+    model_cfg, train = cfg["model"], cfg["train"]
+    # The config's lora section uses LoraConfig's own names, for both backends.
+    lora = dict(cfg["lora"], target_modules=list(cfg["lora"]["target_modules"]), bias="none")
     if backend == "unsloth":
         from unsloth import FastLanguageModel
 
@@ -91,13 +92,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
         )
         model = FastLanguageModel.get_peft_model(
             model,
-            r=lora["r"],
-            lora_alpha=lora["lora_alpha"],
-            lora_dropout=lora["lora_dropout"],
-            target_modules=list(lora["target_modules"]),
-            use_rslora=lora["use_rslora"],
-            use_dora=lora["use_dora"],
-            bias="none",
+            **lora,
             use_gradient_checkpointing="unsloth" if train["gradient_checkpointing"] else False,
             random_state=train["seed"],
         )
@@ -128,19 +123,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
         elif train["gradient_checkpointing"]:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=lora["r"],
-                lora_alpha=lora["lora_alpha"],
-                lora_dropout=lora["lora_dropout"],
-                target_modules=list(lora["target_modules"]),
-                use_rslora=lora["use_rslora"],
-                use_dora=lora["use_dora"],
-                bias="none",
-                task_type="CAUSAL_LM",
-            ),
-        )
+        model = get_peft_model(model, LoraConfig(**lora, task_type="CAUSAL_LM"))
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # pad == eos makes the padding mask hide the real end of each sample.
         candidates = [t for t in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>", "<unk>") if t in tokenizer.get_vocab()]

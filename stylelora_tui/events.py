@@ -121,41 +121,34 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return EventTail(Path(path)).read()
 
 
-def training_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The log events of the training as it finally happened.
+def _replay(events: Iterable[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    """Events of ``type_`` as the training finally happened, one per step.
 
-    A resume restarts from a checkpoint at step N: log events past N written
+    A resume restarts from a checkpoint at step N: events past N written
     before the resume were undone (the trainer redoes those steps), so they
-    are dropped. The result has strictly increasing steps, nothing missing
-    and nothing doubled.
+    are dropped; a step seen again replaces its earlier event.
     """
-    history: list[dict[str, Any]] = []
+    by_step: dict[int, dict[str, Any]] = {}
     for event in events:
         kind = event.get("type")
         if kind == "resume":
             from_step = int(event.get("from_step", 0))
-            history = [e for e in history if int(e.get("step", 0)) <= from_step]
-        elif kind == "log":
+            by_step = {step: e for step, e in by_step.items() if step <= from_step}
+        elif kind == type_:
             step = int(event.get("step", 0))
-            if history and step <= int(history[-1].get("step", 0)):
-                continue
-            history.append(event)
-    return history
+            by_step.pop(step, None)
+            by_step[step] = event
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def training_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log events with strictly increasing steps: nothing missing, nothing doubled."""
+    return _replay(events, "log")
 
 
 def eval_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Eval-loss events, with the same resume rule as ``training_history``."""
-    history: list[dict[str, Any]] = []
-    for event in events:
-        kind = event.get("type")
-        if kind == "resume":
-            from_step = int(event.get("from_step", 0))
-            history = [e for e in history if int(e.get("step", 0)) <= from_step]
-        elif kind == "eval":
-            step = int(event.get("step", 0))
-            history = [e for e in history if int(e.get("step", 0)) != step]
-            history.append(event)
-    return history
+    return _replay(events, "eval")
 
 
 def last_of(events: Iterable[dict[str, Any]], type_: str) -> dict[str, Any] | None:
