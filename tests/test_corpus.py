@@ -717,3 +717,14 @@ def test_core_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_unreachable_hub_dataset_is_a_clear_reject_with_the_real_library(tmp_path, monkeypatch):
+    # The real `datasets`, offline: the failure a user without network sees.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    report = prepare(["nobody-here/no-such-dataset"], tmp_path / "out")
+    assert not report.output_written
+    [reject] = report.rejects
+    assert reject.path == "nobody-here/no-such-dataset"
+    assert "could not load dataset nobody-here/no-such-dataset" in reject.reason
