@@ -44,6 +44,29 @@ def pick_prompts(records: list[dict[str, Any]], count: int) -> list[dict[str, An
     return [records[int(i * step)] for i in range(count)]
 
 
+SAMPLE_FIELDS = ("seed", "text", "tokens", "stopped")
+
+
+def prompt_item(record: dict[str, Any], samples: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
+    """One prompt of a compare result: the record, the author's continuation, each side's samples."""
+    return {
+        "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
+        "reference": record.get("output"),
+        "samples": {v: [{k: sample.get(k) for k in SAMPLE_FIELDS} for sample in samples.get(v, [])] for v in variants},
+    }
+
+
+def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[str, Any], variants: list[str],
+                 items: list[dict[str, Any]], style: dict[str, Any], losses: dict[str, Any],
+                 config: dict[str, Any]) -> dict[str, Any]:
+    """The compare result: what compare.json holds and compare.html renders (CLI and app alike)."""
+    return {
+        "run": run_name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": (ready or {}).get("model"),
+        "device": (ready or {}).get("device"), "settings": settings, "variants": variants, "prompts": items,
+        "style": style, "eval_loss": losses, "config": config,
+    }
+
+
 def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_tokens: int, temperature: float,
             top_p: float, progress: Any = None) -> dict[str, Any]:
     """Generate, score and return the compare result (what compare.json holds)."""
@@ -82,12 +105,7 @@ def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_toke
                     if event.get("done"):
                         say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{samples}")
                     events.append(event)
-                grouped = samples_by_variant(events)
-                items.append({
-                    "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
-                    "reference": record.get("output"),
-                    "samples": {v: [{k: s[k] for k in ("seed", "text", "tokens", "stopped")} for s in grouped.get(v, [])] for v in variants},
-                })
+                items.append(prompt_item(record, samples_by_variant(events), variants))
             say("held-out loss of both sides")
             losses = {e["variant"]: {"eval_loss": e["eval_loss"], "perplexity": e["perplexity"], "tokens": e["tokens"]}
                       for e in client.collect(client.eval_loss(variants=variants)) if "eval_loss" in e}
@@ -95,11 +113,8 @@ def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_toke
         raise RunError(str(exc)) from None
     texts = {v: [s["text"] for item in items for s in item["samples"][v]] for v in variants}
     style = style_report([r["output"] for r in records], texts["base"], {the_run.name: texts[the_run.name]})
-    return {
-        "run": the_run.name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": ready.get("model"),
-        "device": ready.get("device"), "settings": settings, "variants": variants, "prompts": items,
-        "style": style, "eval_loss": losses, "config": cfg,
-    }
+    return build_result(run_name=the_run.name, ready=ready, settings=settings, variants=variants, items=items,
+                        style=style, losses=losses, config=cfg)
 
 
 def run(args: argparse.Namespace) -> int:
