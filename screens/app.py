@@ -9,9 +9,11 @@ from pathlib import Path
 
 from textual.app import App
 
-from stylelora_tui.runs import Workspace
+from stylelora_tui import config as cfg
+from stylelora_tui.runs import Run, RunError, Workspace
 from stylelora_tui.screens.commands import CommandsProvider, bindings
-from stylelora_tui.screens.dialogs import ConfirmDialog
+from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
+from stylelora_tui.screens.run_watcher import RunWatcher
 from stylelora_tui.screens.help import HelpScreen
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
 from stylelora_tui.themes.settings import Settings
@@ -32,26 +34,35 @@ def _config_screen():
     return ConfigScreen()
 
 
-def _placeholder(section: str):
-    def make():
-        from stylelora_tui.screens.placeholder import PlaceholderScreen
+def _train_screen():
+    from stylelora_tui.screens.train import TrainScreen
 
-        return PlaceholderScreen(section)
+    return TrainScreen()
 
-    return make
+
+def _runs_screen():
+    from stylelora_tui.screens.runs import RunsScreen
+
+    return RunsScreen()
+
+
+def _compare_screen():
+    from stylelora_tui.screens.compare import CompareScreen
+
+    return CompareScreen()
 
 
 class StyleLoraApp(App[int]):
     TITLE = "stylelora-tui"
-    CSS_PATH = [APP_CSS, SCREENS_DIR / "corpus.tcss", SCREENS_DIR / "config_form.tcss"]
+    CSS_PATH = [APP_CSS, SCREENS_DIR / "corpus.tcss", SCREENS_DIR / "config_form.tcss", SCREENS_DIR / "train.tcss", SCREENS_DIR / "runs.tcss"]
     COMMANDS = App.COMMANDS | {CommandsProvider}
     BINDINGS = bindings("app")
     MODES = {
         "corpus": _corpus_screen,
         "config": _config_screen,
-        "train": _placeholder("train"),
-        "compare": _placeholder("compare"),
-        "runs": _placeholder("runs"),
+        "train": _train_screen,
+        "compare": _compare_screen,
+        "runs": _runs_screen,
     }
 
     def __init__(self, workspace: Workspace, *, start: str = "corpus", settings: Settings | None = None, save_settings: bool = True) -> None:
@@ -62,6 +73,9 @@ class StyleLoraApp(App[int]):
         self.settings = settings or Settings()
         self.save_settings = save_settings
         self.config_dirty = False  # set by the config screen
+        self.config_screen = None  # the config screen, once it exists (it registers itself)
+        self.pending_fork: tuple[dict, str] | None = None  # a run's config on its way to the form
+        self.watcher = RunWatcher(workspace)  # one thread following every run, started on mount
         self.sub_title = str(workspace.root)
         for theme in THEMES:
             self.register_theme(theme)
@@ -69,6 +83,48 @@ class StyleLoraApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.watcher.start()
+
+    def on_unmount(self) -> None:
+        self.watcher.stop()
+
+    # ----------------------------------------------------------------- shared by the sections
+
+    def current_config(self) -> tuple[dict, Path | None]:
+        """The Config section's values (or configs/config.yaml), validated; raises ConfigError or RunError."""
+        screen = self.config_screen
+        if screen is not None and screen.is_mounted:
+            raw, path = screen.raw_values(), screen.current_file
+        else:
+            path = self.workspace.configs_dir / "config.yaml"
+            if not path.exists():
+                raise RunError(f"No config yet: fill in the Config section (2), or save one as {path}.")
+            raw = cfg.parse_yaml(path.read_text(encoding="utf-8-sig"), source=str(path))[0]
+        config, problems = cfg.validate(raw, workspace=self.workspace.root, check_paths=True)
+        if problems:
+            raise cfg.ConfigError(problems)
+        return config, path
+
+    def fork_config(self, run: Run) -> None:
+        """Clone a run's config into the Config section under a new name (not saved yet)."""
+        try:
+            config = run.config()
+        except cfg.ConfigError as exc:
+            self.push_screen(MessageDialog("Cannot fork", str(exc), error=True))
+            return
+        name, counter = f"{run.name}-fork.yaml", 1
+        while (self.workspace.configs_dir / name).exists():
+            counter += 1
+            name = f"{run.name}-fork{counter}.yaml"
+        self.pending_fork = (config, name)
+        self.switch_mode("config")
+        if self.config_screen is not None and self.config_screen.is_mounted:
+            self.config_screen.take_fork()
+
+    def open_run(self, name: str) -> None:
+        """Show a run in the Train section."""
+        self.switch_mode("train")
+        self.call_after_refresh(lambda: self.screen.select(name) if hasattr(self.screen, "select") else None)
 
     def _remember_theme(self, theme) -> None:
         if theme.name == self.settings.theme:

@@ -22,10 +22,17 @@ SCOPE_TITLES = {
     "app": "Everywhere",
     "corpus": "Corpus",
     "config": "Config",
+    "train": "Train",
+    "compare": "Compare",
+    "runs": "Runs",
 }
 
 
 SECTIONS_GROUP = Binding.Group("Sections", compact=True)
+KEY_NAMES = {
+    "question_mark": "?", "slash": "/", "escape": "esc", "space": "space",
+    "left_square_bracket": "[", "right_square_bracket": "]",
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class Command:
     @property
     def key_display(self) -> str:
         first = self.key.split(",")[0]
-        return {"question_mark": "?", "slash": "/", "escape": "esc"}.get(first, first.replace("ctrl+", "^"))
+        return KEY_NAMES.get(first, first.replace("ctrl+", "^"))
 
     def binding(self) -> Binding:
         return Binding(
@@ -64,9 +71,9 @@ COMMANDS: tuple[Command, ...] = (
     # Sections (modes): one key each.
     Command("section.corpus", "1", "switch_section('corpus')", "Corpus", "Corpus: import texts, browse passages, stats", group="sections"),
     Command("section.config", "2", "switch_section('config')", "Config", "Config: the run config form and the live memory estimate", group="sections"),
-    Command("section.train", "3", "switch_section('train')", "Train", "Train: start and follow a run (coming)", group="sections"),
-    Command("section.compare", "4", "switch_section('compare')", "Compare", "Compare: base vs adapter side by side (coming)", group="sections"),
-    Command("section.runs", "5", "switch_section('runs')", "Runs", "Runs: every run of the workspace (coming)", group="sections"),
+    Command("section.train", "3", "switch_section('train')", "Train", "Train: start a run, follow its loss live, stop, resume, fork", group="sections"),
+    Command("section.compare", "4", "switch_section('compare')", "Compare", "Compare: base vs adapter side by side", group="sections"),
+    Command("section.runs", "5", "switch_section('runs')", "Runs", "Runs: every run, loss curves overlaid, config diff", group="sections"),
     Command("app.help", "f1,question_mark", "help", "Help", "Show every key of the app"),
     Command("app.theme", "ctrl+t", "change_theme", "Theme", "Pick a colour theme (remembered)", footer=False),
     Command("app.quit", "ctrl+q", "quit", "Quit", "Quit (asks first when the config has unsaved changes)", priority=True, footer=False),
@@ -84,6 +91,34 @@ COMMANDS: tuple[Command, ...] = (
     Command("config.open", "ctrl+o", "open", "Open", "Load a YAML config from configs/", scope="config", priority=True),
     Command("config.preset", "ctrl+r", "preset", "Preset", "Replace the form with a preset", scope="config", priority=True),
     Command("config.diff", "ctrl+g", "diff", "Diff", "What differs from the lab's defaults", scope="config", priority=True),
+    # Train screen.
+    Command("train.launch", "n", "launch", "New run", "Start a run from the current config (asks first)", scope="train"),
+    Command("train.stop", "s", "stop_run", "Stop", "Checkpoint, then stop the run (safe twice, or from two apps)", scope="train"),
+    Command("train.resume", "r", "resume_run", "Resume", "Continue a stopped or failed run from its newest checkpoint", scope="train"),
+    Command("train.fork", "f", "fork_run", "Fork", "Copy the run's config into the Config section under a new name", scope="train"),
+    Command("train.delete", "x", "delete_run", "Delete", "Delete the run (asks first; never while it runs)", scope="train", footer=False),
+    Command("train.smooth", "m", "toggle_smooth", "Smooth", "Loss curve: exponential smoothing on or off", scope="train", footer=False),
+    Command("train.log", "l", "toggle_log", "Log scale", "Loss curve: log or linear scale", scope="train", footer=False),
+    Command("train.zoom", "z", "cycle_zoom", "Zoom", "Loss curve: whole run, last 1000, 200, 50 steps", scope="train", footer=False),
+    Command("train.view", "v", "toggle_view", "Log/sample", "Bottom pane: trainer.log or the newest sample beside the author's text", scope="train"),
+    Command("train.prev", "left_square_bracket", "next_run(-1)", "Prev run", "Show the previous run", scope="train", footer=False),
+    Command("train.next", "right_square_bracket", "next_run(1)", "Next run", "Show the next run", scope="train", footer=False),
+    # Runs screen.
+    Command("runs.open", "enter", "open_run", "Open", "Show the highlighted run in the Train section", scope="runs"),
+    Command("runs.mark", "space", "mark", "Mark", "Mark or unmark the run for the overlaid curves and the diff", scope="runs"),
+    Command("runs.diff", "d", "diff", "Diff", "Config diff between the two marked runs (or marked vs highlighted)", scope="runs"),
+    Command("runs.delete", "x", "delete_run", "Delete", "Delete the highlighted run (asks first; never while it runs)", scope="runs", footer=False),
+    # Compare screen.
+    Command("compare.next", "n,right", "next_sample", "Next", "Next sample (every pane moves together)", scope="compare"),
+    Command("compare.previous", "p,left", "previous_sample", "Prev", "Previous sample", scope="compare"),
+    Command("compare.regenerate", "r", "regenerate", "Regen", "Generate again for this prompt with new seeds", scope="compare"),
+    Command("compare.heldout", "h", "pick_prompt", "Held-out", "Pick a prompt from the run's held-out split (eval.jsonl)", scope="compare"),
+    Command("compare.type", "t", "type_prompt", "Type", "Type your own prompt (enter generates)", scope="compare"),
+    Command("compare.settings", "s", "settings", "Settings", "Sampling: temperature, top-p, max new tokens, samples, seed", scope="compare"),
+    Command("compare.runs", "u", "pick_runs", "Runs", "Pick the runs to compare with the base (one column each)", scope="compare"),
+    Command("compare.export", "e", "export", "Export", "Write compare.html (and, if asked, the model card, merge, push)", scope="compare"),
+    Command("compare.cancel", "ctrl+x", "cancel_generation", "Cancel", "Stop the generation in progress", scope="compare", footer=False, priority=True),
+    Command("compare.leave", "escape", "leave_prompt", "Leave field", "Leave the prompt field, so single keys work again", scope="compare", footer=False, palette=False),
     Command("config.leave", "escape", "leave_field", "Leave field", "Leave the field, so single keys switch sections", scope="config", footer=False, palette=False),
 )
 

@@ -31,7 +31,7 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.runs import Run, Workspace
-from stylelora_tui.screens.compare_commands import SCOPE, compare_bindings
+from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
 from stylelora_tui.screens.compare_messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
@@ -126,8 +126,8 @@ class SamplePane(VerticalScroll):
 
 
 class CompareScreen(Screen):
-    SCOPE = SCOPE
-    BINDINGS = compare_bindings()
+    SCOPE = "compare"
+    BINDINGS = bindings("compare")
     CSS_PATH = Path(__file__).parent / "compare.tcss"
     AUTO_FOCUS = ""  # the first pane is focused once mounted; the prompt field only on t
 

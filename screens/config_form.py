@@ -106,11 +106,32 @@ class ConfigScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "Config"
+        self.app.config_screen = self  # the Train section launches from this form
         default_file = self.app.workspace.configs_dir / "config.yaml"
         if default_file.exists():
             self.load_file(default_file, quiet=True)
         else:
             self.refresh_checks()
+        self.take_fork()
+
+    def on_screen_resume(self) -> None:
+        self.take_fork()
+
+    def take_fork(self) -> None:
+        """Load a run's config handed over by the Train section's fork (``app.pending_fork``)."""
+        pending = getattr(self.app, "pending_fork", None)
+        if not pending:
+            return
+        self.app.pending_fork = None
+        config, name = pending
+
+        def apply() -> None:
+            self.current_file = self.app.workspace.configs_dir / name
+            self.baseline = cfg.defaults()
+            self.fill(config)
+            self.notify(f"Forked into the form as {name} (not saved): edit, save with ctrl+s, launch from Train (3, n)")
+
+        self._confirm_discard(apply)
 
     # ----------------------------------------------------------------- reading and filling
 

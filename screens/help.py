@@ -10,7 +10,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from stylelora_tui.screens.commands import SCOPE_TITLES, by_scope
+from stylelora_tui.screens.commands import KEY_NAMES, SCOPE_TITLES, by_scope
 
 EXTRA = [
     ("ctrl+p", "Command palette: every action, searchable"),
@@ -27,7 +27,7 @@ def help_table() -> Table:
     for scope, commands in by_scope().items():
         table.add_row(Text(SCOPE_TITLES.get(scope, scope), style="underline"), "")
         for command in commands:
-            keys = ", ".join(k.replace("question_mark", "?").replace("slash", "/") for k in command.key.split(","))
+            keys = ", ".join(KEY_NAMES.get(k, k) for k in command.key.split(","))
             table.add_row(keys, command.help)
         table.add_row("", "")
     table.add_row(Text("General", style="underline"), "")

@@ -45,3 +45,33 @@ class EstimateReady(Message):
         self.estimate = estimate
         self.verdicts = verdicts
         self.generation = generation
+
+
+class RunActionDone(Message):
+    """A run action (launch, stop, resume, delete) finished in a worker."""
+
+    def __init__(self, text: str, *, error: bool = False, select: str | None = None, title: str = "") -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+        self.select = select
+        self.title = title
+
+
+class LaunchReady(Message):
+    """The launch summary for the confirm dialog, computed off the UI thread."""
+
+    def __init__(self, config: Any, config_path: Any, summary: str) -> None:
+        super().__init__()
+        self.config = config
+        self.config_path = config_path
+        self.summary = summary
+
+
+class MemoryHint(Message):
+    """The memory estimate of a failed run's config, shown beside the OOM hint."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__()
+        self.name = name
+        self.text = text
