@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
-from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, create_run, launch, stop
+from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, create_run, delete, launch, stop
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
@@ -103,7 +102,7 @@ def failure_text(view: RunView, memory_hint: str | None) -> str:
     kind = view.status.get("error_kind") or end.get("error_kind") or "error"
     if kind != "oom":
         return f"Failed ({kind}): {error}\nThe end of trainer.log is below."
-    detail = error.split(" (", 1)[1].rstrip(")") if error.startswith("out of memory:") and " (" in error else error
+    detail = view.status.get("error_detail") or end.get("error_detail") or error
     return "\n".join(
         [f"Failed (oom): {detail}", PLAIN_OOM_HINT, memory_hint or "Estimating the memory this config needs..."]
     )
@@ -177,15 +176,6 @@ def memory_hint_text(run: Run, view: RunView) -> str:
     peak = (view.end or {}).get("peak_memory_bytes") or (view.last_log or {}).get("peak_memory_bytes")
     seen = f" (peak before it failed: {format_bytes(peak)})" if peak else ""
     return f"Memory estimate for this config: {format_bytes(estimate.memory.total)}{seen}"
-
-
-def delete_run(run: Run) -> None:
-    """Delete a run directory, never one that is running (checked under the run's lock)."""
-    with run.lock():
-        state = run.read_status().get("state")
-        if state in ACTIVE_STATES and run.state in ACTIVE_STATES:
-            raise RunError(f"run {run.name} is {state}: stop it first")
-        shutil.rmtree(run.path)
 
 
 # --------------------------------------------------------------------------- the screen
@@ -449,7 +439,7 @@ class TrainScreen(Screen):
                 pid = launch(run, resume=True)
                 text = f"Resumed {run.name} (trainer pid {pid})"
             else:
-                delete_run(run)
+                delete(run)
                 text = f"Deleted {run.name}"
         except (RunError, OSError) as exc:
             self.post_message(RunActionDone(str(exc), error=True, title=f"Could not {verb} {run.name}"))

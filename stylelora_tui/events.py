@@ -5,8 +5,9 @@ CLI, the app, a second app on the same workspace) can tail the file and
 rebuild the whole history at any time. Every event has:
 
 - ``v``: schema version (``SCHEMA_VERSION``)
-- ``type``: ``start``, ``resume``, ``log``, ``eval``, ``checkpoint``,
-  ``warning``, ``end`` (more types may be added; readers skip unknown ones)
+- ``type``: ``resume``, ``start``, ``log``, ``eval``, ``checkpoint``,
+  ``sample``, ``warning``, ``summary``, ``adapter``, ``end`` (more types may
+  be added; readers skip unknown ones)
 - ``time``: Unix time in seconds
 
 and the fields of its type, documented in ``docs/events.md``.
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("start", "resume", "log", "eval", "checkpoint", "sample", "warning", "end")
+EVENT_TYPES = ("resume", "start", "log", "eval", "checkpoint", "sample", "warning", "summary", "adapter", "end")
 
 
 class EventWriter:

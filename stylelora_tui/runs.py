@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -389,3 +390,13 @@ def stop(run: Run) -> bool:
             status.update(state="stopping", updated_at=_now())
             _atomic_write_json(run.status_path, status)
     return True
+
+
+def delete(run: Run) -> None:
+    """Delete a run's directory; never a live one (checked under the run's lock)."""
+    run.status()  # records a vanished trainer as failed first (takes the lock itself)
+    with run.lock():
+        status = run.read_status()
+        if status.get("state") in ACTIVE_STATES and pid_alive(status.get("pid"), status.get("pid_create_time")):
+            raise RunError(f"run {run.name} is {status.get('state')}: stop it first")
+        shutil.rmtree(run.path)

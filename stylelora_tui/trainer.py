@@ -385,16 +385,17 @@ def save_adapter(run: Run, loaded: Any, cfg: dict[str, Any], model_path: str) ->
     tmp.rename(run.adapter_dir)
 
 
-def classify(exc: BaseException) -> tuple[str, str]:
-    """(kind, message) for an unexpected exception."""
+def classify(exc: BaseException) -> tuple[str, str, str]:
+    """(kind, message for the user, the exception's own first line) for an unexpected exception."""
     text = str(exc)
     name = type(exc).__name__
-    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
-        return "oom", f"{OOM_HINT} ({name}: {text.strip().splitlines()[0] if text.strip() else name})"
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return "disk", f"the disk is full ({exc.filename or 'while writing'}); free some space and resume the run"
     first_line = text.strip().splitlines()[0] if text.strip() else ""
-    return "error", f"{name}: {first_line}" if first_line else name
+    detail = f"{name}: {first_line}" if first_line else name
+    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
+        return "oom", f"{OOM_HINT} ({detail})", detail
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk", f"the disk is full ({exc.filename or 'while writing'}); free some space and resume the run", detail
+    return "error", detail, detail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_signal=None,
     )
     writer = EventWriter(run.events_path)
-    state, error, kind, code = "failed", None, None, EXIT_FAILED
+    state, error, kind, detail, code = "failed", None, None, None, EXIT_FAILED
     try:
         state = train(run, writer, stop, args.resume)
         code = EXIT_COMPLETED if state == "completed" else EXIT_STOPPED
@@ -425,10 +426,10 @@ def main(argv: list[str] | None = None) -> int:
         error, kind = str(exc), exc.kind
     except BaseException as exc:  # noqa: BLE001 - every failure must end in the log, status and events
         traceback.print_exc()
-        kind, error = classify(exc)
+        kind, error, detail = classify(exc)
     if error:
         print(f"[stylelora] failed: {error}", file=sys.stderr, flush=True)
-    end_fields: dict[str, Any] = {"state": state, "error": error, "error_kind": kind}
+    end_fields: dict[str, Any] = {"state": state, "error": error, "error_kind": kind, "error_detail": detail}
     try:
         end_fields.update(memory_figures())
     except Exception:  # noqa: BLE001 - memory figures are a nicety at this point
@@ -439,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         state=state,
         error=error,
         error_kind=kind,
+        error_detail=detail,
         exit_code=code,
         ended_at=round(time.time(), 3),
         stop_signal=stop.signal_name or None,

@@ -145,3 +145,20 @@ def test_unreadable_status_is_reported_not_raised(tmp_path: Path):
     run.status_path.write_text("{ truncated")
     status = run.status()
     assert status["state"] == "unknown" and "unreadable status file" in status["error"]
+
+
+def test_delete_refuses_a_live_run_and_removes_a_dead_one(tmp_path: Path):
+    from stylelora_tui.runs import delete, process_start_time
+
+    run = make_run(tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.update_status(state="running", pid=sleeper.pid, pid_create_time=process_start_time(sleeper.pid))
+        with pytest.raises(RunError, match="stop it first"):
+            delete(run)
+        assert run.path.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    delete(run)  # its trainer is gone: recorded as failed, then deleted
+    assert not run.path.exists()

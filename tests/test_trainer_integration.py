@@ -241,5 +241,6 @@ def test_out_of_memory_fails_with_a_plain_language_hint(workspace, tiny_model):
     assert "per_device_train_batch_size" in status["error"] and "max_seq_length" in status["error"]
     end = read_events(run.events_path)[-1]
     assert end["type"] == "end" and end["error_kind"] == "oom"
+    assert end["error_detail"].startswith("OutOfMemoryError: CUDA out of memory")
     assert logged_steps(run) == [1, 2]
     assert "out of memory" in result.stderr and "OutOfMemoryError" in run.log_path.read_text()
