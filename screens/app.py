@@ -91,14 +91,14 @@ class StyleLoraApp(App[int]):
     # ----------------------------------------------------------------- shared by the sections
 
     def current_config(self) -> tuple[dict, Path | None]:
-        """The Config section's values (or configs/config.yaml), validated; raises ConfigError or RunError."""
+        """The Config section's values (or the newest saved config), validated; raises ConfigError or RunError."""
         screen = self.config_screen
         if screen is not None and screen.is_mounted:
             raw, path = screen.raw_values(), screen.current_file
         else:
-            path = self.workspace.configs_dir / "config.yaml"
-            if not path.exists():
-                raise RunError(f"No config yet: fill in the Config section (2), or save one as {path}.")
+            path = self.workspace.newest_config()
+            if path is None:
+                raise RunError(f"No config yet: fill in the Config section (2), or save one in {self.workspace.configs_dir}.")
             raw = cfg.parse_yaml(path.read_text(encoding="utf-8-sig"), source=str(path))[0]
         config, problems = cfg.validate(raw, workspace=self.workspace.root, check_paths=True)
         if problems:

@@ -107,9 +107,9 @@ class ConfigScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Config"
         self.app.config_screen = self  # the Train section launches from this form
-        default_file = self.app.workspace.configs_dir / "config.yaml"
-        if default_file.exists():
-            self.load_file(default_file, quiet=True)
+        newest = self.app.workspace.newest_config()
+        if newest is not None:
+            self.load_file(newest, quiet=True)
         else:
             self.refresh_checks()
         self.take_fork()

@@ -127,10 +127,15 @@ class CorpusScreen(Screen):
     def _model_name(self) -> str:
         from stylelora_tui import config as cfg
 
+        from stylelora_tui.demo import demo_model_dir
+
+        newest = self.app.workspace.newest_config()
         try:
-            return cfg.load(self.app.workspace.configs_dir / "config.yaml", check_paths=False)["model"]["name"]
+            name = cfg.load(newest, check_paths=False)["model"]["name"] if newest else cfg.defaults()["model"]["name"]
         except cfg.ConfigError:
-            return cfg.defaults()["model"]["name"]
+            name = cfg.defaults()["model"]["name"]
+        # The demo model's folder exists once the trainer has converted it.
+        return str(demo_model_dir()) if name == cfg.DEMO_MODEL else name
 
     def on_import_progress(self, message: ImportProgress) -> None:
         if message.fraction is not None:

@@ -63,6 +63,11 @@ class Workspace:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
+    def newest_config(self) -> Path | None:
+        """The workspace's most recently saved config: where the user left off."""
+        saved = sorted(self.configs_dir.glob("*.yaml"), key=lambda path: path.stat().st_mtime)
+        return saved[-1] if saved else None
+
     def runs(self) -> list["Run"]:
         if not self.runs_dir.is_dir():
             return []

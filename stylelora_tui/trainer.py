@@ -371,9 +371,9 @@ def save_adapter(run: Run, loaded: Any, cfg: dict[str, Any], model_path: str) ->
             json.dumps({"base_model": cfg["model"]["name"], "base_model_path": model_path, "backend": loaded.backend, "config": cfg}, indent=2),
             encoding="utf-8",
         )
-    except OSError as exc:
+    except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
+        if is_disk_full(exc):
             raise TrainingFailure(
                 f"the disk is full: could not save the adapter to {run.adapter_dir}. Free some space, then "
                 f"`stylelora-tui train --resume {run.path}` (the last checkpoint is kept)",
@@ -385,6 +385,11 @@ def save_adapter(run: Run, loaded: Any, cfg: dict[str, Any], model_path: str) ->
     tmp.rename(run.adapter_dir)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    # safetensors' writer reports ENOSPC as its own error type, with the OS message.
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
+
+
 def classify(exc: BaseException) -> tuple[str, str, str]:
     """(kind, message for the user, the exception's own first line) for an unexpected exception."""
     text = str(exc)
@@ -393,7 +398,7 @@ def classify(exc: BaseException) -> tuple[str, str, str]:
     detail = f"{name}: {first_line}" if first_line else name
     if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
         return "oom", f"{OOM_HINT} ({detail})", detail
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    if is_disk_full(exc):
         return "disk", f"the disk is full ({exc.filename or 'while writing'}); free some space and resume the run", detail
     return "error", detail, detail
 

@@ -244,3 +244,25 @@ def test_out_of_memory_fails_with_a_plain_language_hint(workspace, tiny_model):
     assert end["error_detail"].startswith("OutOfMemoryError: CUDA out of memory")
     assert logged_steps(run) == [1, 2]
     assert "out of memory" in result.stderr and "OutOfMemoryError" in run.log_path.read_text()
+
+
+def test_a_full_disk_while_saving_the_adapter_fails_clearly_and_leaves_no_adapter(workspace, tiny_model):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs (a real full disk) needs root")
+    config_path = write_config(workspace, tiny_model, backend="peft", max_steps=8, save_steps=1000, sample_steps=-1)
+    result = train_cli(workspace, str(config_path), "--detach")
+    run = Run(Path(result.stdout.strip()))
+    partial = run.path / "adapter.partial"
+    partial.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(partial)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        wait_for(lambda: not run.is_active(), timeout=240)
+        status = run.status()
+        assert status["state"] == "failed" and status["error_kind"] == "disk", status
+        assert "disk is full" in status["error"] and "--resume" in status["error"]
+        assert not run.adapter_dir.exists()
+        assert run.latest_checkpoint() is not None  # the work is kept: resume can save it again
+    finally:
+        subprocess.run(["umount", str(partial)], check=False)
