@@ -54,7 +54,8 @@ def _compare_screen():
 
 class StyleLoraApp(App[int]):
     TITLE = "stylelora-tui"
-    CSS_PATH = [APP_CSS, SCREENS_DIR / "corpus.tcss", SCREENS_DIR / "config_form.tcss", SCREENS_DIR / "train.tcss", SCREENS_DIR / "runs.tcss"]
+    # Each section brings its own stylesheet when first shown: less to parse before the first frame.
+    CSS_PATH = [APP_CSS]
     COMMANDS = App.COMMANDS | {CommandsProvider}
     BINDINGS = bindings("app")
     MODES = {

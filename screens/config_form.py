@@ -55,6 +55,8 @@ def _parse(kind: str, text: str) -> Any:
 
 
 class ConfigScreen(Screen):
+
+    CSS_PATH = Path(__file__).parent / "config_form.tcss"
     SCOPE = "config"
     BINDINGS = bindings("config")
 

@@ -45,6 +45,8 @@ def _sort_value(passage: Any, column: str) -> Any:
 
 
 class CorpusScreen(Screen):
+
+    CSS_PATH = Path(__file__).parent / "corpus.tcss"
     SCOPE = "corpus"
     BINDINGS = bindings("corpus")
 

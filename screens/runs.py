@@ -6,6 +6,8 @@ on the UI thread); only the config diff reads two small YAML files.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
@@ -50,6 +52,8 @@ def diff_text(a: Run, b: Run) -> str:
 
 
 class RunsScreen(Screen):
+
+    CSS_PATH = Path(__file__).parent / "runs.tcss"
     SCOPE = "runs"
     BINDINGS = bindings("runs")
 

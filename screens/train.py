@@ -182,6 +182,8 @@ def memory_hint_text(run: Run, view: RunView) -> str:
 
 
 class TrainScreen(Screen):
+
+    CSS_PATH = Path(__file__).parent / "train.tcss"
     SCOPE = "train"
     BINDINGS = bindings("train")
 
