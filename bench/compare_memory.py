@@ -1,6 +1,6 @@
 """Peak memory of a base-vs-adapted comparison: one model + adapter vs two models.
 
-    python bench/compare_memory.py [--model demo|tiny|FOLDER] [--write docs/benchmarks-compare.md]
+    python bench/compare_memory.py [--model demo|tiny|FOLDER] [--write FILE]
 
 (a) ``adapter``: the base model with the LoRA adapter (PEFT); base outputs
     come from the same weights under ``disable_adapter()`` (what

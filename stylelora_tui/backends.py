@@ -27,7 +27,6 @@ class Loaded:
     model: Any
     tokenizer: Any
     backend: str
-    device: str
     dtype: str
     trainable: int
     total: int
@@ -133,7 +132,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
     dtype_name = str(getattr(model, "dtype", "")).replace("torch.", "")
     if model_cfg["load_in_4bit"]:
         dtype_name = f"nf4 weights, {'bfloat16' if bf16 else dtype_name} compute"
-    return Loaded(model, tokenizer, backend, "", dtype_name, trainable, total)
+    return Loaded(model, tokenizer, backend, dtype_name, trainable, total)
 
 
 def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16: bool, fp16: bool, has_eval: bool, backend: str) -> Any:
@@ -182,8 +181,9 @@ def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16:
             max_length=cfg["model"]["max_seq_length"],
             completion_only_loss=True,
             packing=train["packing"],
-            # Unsloth sets up its own (offloaded) gradient checkpointing in get_peft_model.
-            gradient_checkpointing=False,
+            # As in the lab notebook (TRL's default); Unsloth's get_peft_model has
+            # already installed its own offloaded checkpointing behind this flag.
+            gradient_checkpointing=cfg["train"]["gradient_checkpointing"],
             dataset_num_proc=1,
         )
     from transformers import TrainingArguments

@@ -132,12 +132,13 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
             defaults(),
             {
                 "model": {"name": DEMO_MODEL, "max_seq_length": 384, "load_in_4bit": False},
+                # ~100 tokens/s on 2 CPU cores in float32: 30 steps of 2 records is ~4 minutes.
                 "train": {
-                    "per_device_train_batch_size": 4,
+                    "per_device_train_batch_size": 2,
                     "gradient_accumulation_steps": 1,
-                    "learning_rate": 5.0e-4,
-                    "max_steps": 40,
-                    "save_steps": 20,
+                    "learning_rate": 1.0e-3,
+                    "max_steps": 30,
+                    "save_steps": 15,
                     "warmup_steps": 2,
                 },
             },

@@ -302,6 +302,11 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
             "--input-words.",
             "data",
         )
+    if context and max_len > context:
+        writer.write(
+            "warning",
+            message=f"model.max_seq_length={max_len} is longer than the model's context window ({context} tokens)",
+        )
     if train_split.truncated or train_split.unusable:
         writer.write(
             "warning",
