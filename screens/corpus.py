@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, ProgressBar, Static
+from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
@@ -184,7 +185,7 @@ class CorpusScreen(Screen):
         if table.row_count:
             try:
                 keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            except Exception:
+            except CellDoesNotExist:
                 keep = None
         table.clear()
         for p in self.visible_passages():

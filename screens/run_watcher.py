@@ -240,6 +240,7 @@ class RunWatcher:
         self._thread: threading.Thread | None = None
         self._next_scan = 0.0
         self.posted = 0
+        self.last_error: str | None = None  # the last poll failure, for debugging
 
     # ----------------------------------------------------------------- UI side
 
@@ -307,8 +308,8 @@ class RunWatcher:
         while not self._stopped.is_set():
             try:
                 pending |= self.poll_once()
-            except Exception:  # noqa: BLE001 - the watcher must outlive any odd run directory
-                pass
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any odd run directory
+                self.last_error = f"{type(exc).__name__}: {exc}"  # kept for debugging; the next poll retries
             now = time.monotonic()
             if pending and now - last_post >= self.min_gap:
                 for target in list(self._subscribers):

@@ -13,7 +13,6 @@ of Unsloth's notebooks, so an estimate reads directly against what they print.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable

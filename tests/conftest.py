@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,31 @@ def write_corpus(folder: Path, *, train: int = 24, eval_: int = 4) -> Path:
                 }
                 handle.write(json.dumps(record) + "\n")
     return folder
+
+
+def write_tiny_config(
+    workspace: Path, model: Path, *, name: str = "tiny", backend: str = "unsloth", max_seq_length: int = 256,
+    load_in_4bit: bool = True, **train: Any,
+) -> Path:
+    """A config for the tiny model that trains in seconds; ``train`` overrides the train section."""
+    from stylelora_tui import config as config_mod
+
+    cfg = config_mod.defaults()
+    cfg["model"].update(name=str(model), max_seq_length=max_seq_length, load_in_4bit=load_in_4bit, backend=backend)
+    cfg["lora"].update(r=8, lora_alpha=16)
+    cfg["train"].update(
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        learning_rate=5.0e-3,
+        max_steps=12,
+        save_steps=6,
+        warmup_steps=0,
+        lr_scheduler_type="constant",
+    )
+    cfg["train"].update(train)
+    path = workspace / "configs" / f"{name}.yaml"
+    config_mod.save(path, cfg)
+    return path
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 from textual.app import App

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import pytest
 
+from conftest import write_tiny_config
 from stylelora_tui import config as config_mod
 from stylelora_tui.events import read_events, training_history
 from stylelora_tui.runs import Run, Workspace, create_run, launch
@@ -34,24 +35,9 @@ def anyio_backend() -> str:
 
 
 def write_config(workspace: Path, model: Path, *, name: str = "config", **train: Any) -> Path:
-    """The trainer integration tests' pattern: a tiny, fast config."""
-    cfg = config_mod.defaults()
-    cfg["model"].update(name=str(model), max_seq_length=128, load_in_4bit=True, backend="unsloth")
-    cfg["lora"].update(r=8, lora_alpha=16)
-    cfg["train"].update(
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=1,
-        learning_rate=5.0e-3,
-        max_steps=12,
-        save_steps=1000,
-        warmup_steps=0,
-        lr_scheduler_type="constant",
-        sample_steps=-1,
-    )
-    cfg["train"].update(train)
-    path = workspace / "configs" / f"{name}.yaml"
-    config_mod.save(path, cfg)
-    return path
+    """Small and quick: batch 2, sequence 128, no mid-run checkpoints or samples unless asked."""
+    settings = {"per_device_train_batch_size": 2, "save_steps": 1000, "sample_steps": -1, **train}
+    return write_tiny_config(workspace, model, name=name, max_seq_length=128, **settings)
 
 
 async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 180.0, what: str = "") -> None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import cli_env, stylelora_command
-from stylelora_tui import config as config_mod
+from conftest import cli_env, stylelora_command, write_tiny_config
 from stylelora_tui.events import read_events, training_history
 from stylelora_tui.runs import Run, Workspace
 
@@ -27,22 +26,7 @@ BACKENDS = ["unsloth", "peft"]
 
 
 def write_config(workspace: Path, model: Path, *, backend: str = "unsloth", name: str = "tiny", **train: Any) -> Path:
-    cfg = config_mod.defaults()
-    cfg["model"].update(name=str(model), max_seq_length=256, load_in_4bit=True, backend=backend)
-    cfg["lora"].update(r=8, lora_alpha=16)
-    cfg["train"].update(
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=1,
-        learning_rate=5.0e-3,
-        max_steps=12,
-        save_steps=6,
-        warmup_steps=0,
-        lr_scheduler_type="constant",
-    )
-    cfg["train"].update(train)
-    path = workspace / "configs" / f"{name}.yaml"
-    config_mod.save(path, cfg)
-    return path
+    return write_tiny_config(workspace, model, backend=backend, name=name, **train)
 
 
 def train_cli(workspace: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

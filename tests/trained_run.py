@@ -11,25 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, stylelora_command, write_corpus
-from stylelora_tui import config as config_mod
+from conftest import cli_env, stylelora_command, write_corpus, write_tiny_config
 from stylelora_tui.runs import Run, Workspace
 
 _TRAINED: dict[str, Run] = {}
 
 
 def write_config(workspace: Path, model: Path, *, name: str = "tiny") -> Path:
-    cfg = config_mod.defaults()
     # 16-bit base and plain PEFT: the fastest real path on a CPU (no Unsloth import).
-    cfg["model"].update(name=str(model), max_seq_length=256, load_in_4bit=False, backend="peft")
-    cfg["lora"].update(r=8, lora_alpha=16)
-    cfg["train"].update(
-        per_device_train_batch_size=4, gradient_accumulation_steps=1, learning_rate=5.0e-3,
-        max_steps=12, save_steps=12, warmup_steps=0, lr_scheduler_type="constant", gradient_checkpointing=False,
-    )
-    path = workspace / "configs" / f"{name}.yaml"
-    config_mod.save(path, cfg)
-    return path
+    return write_tiny_config(workspace, model, name=name, backend="peft", load_in_4bit=False,
+                             save_steps=12, gradient_checkpointing=False)
 
 
 def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Run:
