@@ -39,6 +39,7 @@ th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left; 
 .text { white-space: pre-wrap; overflow-wrap: anywhere; margin: .25rem 0 0; }
 .cell .label { display: none; }
 details { margin: .5rem 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
 pre.config { white-space: pre-wrap; font-size: .85rem; background: var(--card); border: 1px solid var(--line); padding: .75rem; }
 svg { max-width: 100%; height: auto; background: var(--card); border: 1px solid var(--line); }
 @media (max-width: 720px) {
@@ -98,7 +99,8 @@ def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | No
         return ""
     style = style or {}
     author = style.get("author", {})
-    rows = ['<table><tr><th></th><th>Burrows\'s Delta to author</th><th>words / sentence</th><th>vocabulary (MATTR)</th>'
+    # The wrapper scrolls a wide table on a phone instead of widening the page.
+    rows = ['<div class="scroll"><table><tr><th></th><th>Burrows\'s Delta to author</th><th>words / sentence</th><th>vocabulary (MATTR)</th>'
             '<th>held-out loss</th><th>perplexity</th></tr>']
     rows.append(f'<tr><th>author</th><td>0</td><td>{_num(author.get("mean_sentence_length"), 1)}</td>'
                 f'<td>{_num(author.get("mattr"))}</td><td></td><td></td></tr>')
@@ -109,7 +111,7 @@ def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | No
             f'<tr><th>{esc(name)}</th><td>{_num(scores.get("delta"))}</td><td>{_num(scores.get("mean_sentence_length"), 1)}</td>'
             f'<td>{_num(scores.get("mattr"))}</td><td>{_num(loss.get("eval_loss"))}</td><td>{_num(loss.get("perplexity"), 2)}</td></tr>'
         )
-    rows.append("</table>")
+    rows.append("</table></div>")
     if style.get("method"):
         rows.append(f'<p class="meta">{esc(style["method"])}. Held-out loss: completion tokens of eval.jsonl only, as in training.</p>')
     return "".join(rows)
@@ -165,7 +167,7 @@ def render(data: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) ->
     parts.append("<h2>Samples</h2>")
     parts.extend(_prompt_section(i, item, variants) for i, item in enumerate(data.get("prompts", [])))
     parts.append("<h2>Training</h2>" + loss_svg(events))
-    parts.append(f"<details><summary>Run config</summary><table>{config_rows}</table></details>")
+    parts.append(f"<details><summary>Run config</summary><div class=\"scroll\"><table>{config_rows}</table></div></details>")
     parts.append('<p class="meta">Written by stylelora-tui compare.</p></main></body></html>')
     return "\n".join(parts) + "\n"
 
