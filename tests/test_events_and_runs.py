@@ -162,3 +162,46 @@ def test_delete_refuses_a_live_run_and_removes_a_dead_one(tmp_path: Path):
         sleeper.wait()
     delete(run)  # its trainer is gone: recorded as failed, then deleted
     assert not run.path.exists()
+
+
+def test_two_apps_resuming_one_run_at_once_start_one_trainer(tmp_path: Path):
+    """Control actions from two app instances are serialised by the run's lock."""
+    import threading
+
+    from stylelora_tui.runs import process_start_time
+
+    run = make_run(tmp_path)
+    (run.checkpoints_dir / "checkpoint-5").mkdir(parents=True)
+    (run.checkpoints_dir / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    run.update_status(state="stopped")
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def resume() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(launch(run, resume=True))
+        except RunError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=resume) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    pids = [o for o in outcomes if isinstance(o, int)]
+    errors = [o for o in outcomes if isinstance(o, RunError)]
+    try:
+        assert len(pids) == 1 and len(errors) == 1, outcomes
+        assert "already" in str(errors[0])
+        assert run.read_status()["pid"] == pids[0]
+        assert process_start_time(pids[0]) is not None
+    finally:
+        stop(run)  # both apps pressing stop is harmless too
+        stop(run)
+        import time
+
+        deadline = time.monotonic() + 120
+        while run.is_active() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not run.is_active()
