@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 from stylelora_tui.runs import Run, Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
-from stylelora_tui.screens.compare_messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
+from stylelora_tui.screens.messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
 
 FLUSH_S = 0.2  # the reader thread posts what it has at most this often (plus at every finished sample)
