@@ -6,8 +6,9 @@ over time but never renamed. Validation runs before anything heavy loads and
 reports one message per problem, naming the key (and the YAML line when the
 config came from a file).
 
-This module is light: PyYAML only (ruamel.yaml lazily, for comment-preserving
-saves). It never imports torch, transformers or Textual.
+This module is light: PyYAML, imported when a YAML text is first read or
+written (the app starts without it), and ruamel.yaml lazily for
+comment-preserving saves. It never imports torch, transformers or Textual.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-
-import yaml
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 BACKENDS = ["auto", "unsloth", "peft"]
@@ -375,6 +374,8 @@ def _cross_checks(config: dict[str, dict[str, Any]], problem: Any) -> None:
 
 def _key_lines(text: str) -> dict[str, int]:
     """Map dotted keys to 1-based line numbers, from the YAML node tree (safe)."""
+    import yaml
+
     lines: dict[str, int] = {}
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -393,6 +394,8 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def parse_yaml(text: str, *, source: str | None = None) -> tuple[Any, dict[str, int]]:
     """``yaml.safe_load`` with a clear message for a syntax error."""
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -455,6 +458,8 @@ def _render_scalar(value: Any) -> str:
     if isinstance(value, float) and value != 0 and abs(value) < 1e-3:
         # "2.0e-04": PyYAML (YAML 1.1) reads a float exponent only with a dot and a sign.
         return f"{value:.1e}"
+    import yaml
+
     rendered = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     return rendered.removesuffix("...").strip()
 
