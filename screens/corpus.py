@@ -21,7 +21,6 @@ from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
-from stylelora_tui.screens.dialogs import FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
 from stylelora_tui.screens.widgets import PathSuggester, bars, chat_renderer, plain_record
 
@@ -59,6 +58,7 @@ class CorpusScreen(Screen):
         self.sort_column = "n"
         self.sort_reverse = False
         self._cancel: threading.Event | None = None
+        self._progress_widgets: tuple[ProgressBar, Static] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,17 +67,13 @@ class CorpusScreen(Screen):
             yield Input(placeholder="file or folder (tab completes)", id="import-path", compact=True, suggester=PathSuggester())
             yield Label(" Filter ", classes="tool-label")
             yield Input(placeholder="text in passages", id="filter", compact=True)
-        with Horizontal(id="progress-row"):
-            yield ProgressBar(total=1.0, show_eta=False, id="progress")
-            yield Static("", id="progress-text")
+        yield Horizontal(id="progress-row")  # its bar is built on the first import: see _progress()
         with Horizontal(id="corpus-body"):
             yield DataTable(id="passages", cursor_type="row", zebra_stripes=True)
+            # Only the preview is built up front; the stats and sources views when first shown.
             with ContentSwitcher(initial="preview", id="side"):
                 with VerticalScroll(id="preview"):
                     yield Static("Import a file or folder: press i and type its path.", id="preview-text", markup=False)
-                with VerticalScroll(id="stats"):
-                    yield Static("", id="stats-text")
-                yield DataTable(id="sources", cursor_type="row")
         yield Static("", id="corpus-status", classes="muted")
         yield Footer(compact=True)
 
@@ -86,12 +82,10 @@ class CorpusScreen(Screen):
         table = self.query_one("#passages", DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
-        sources = self.query_one("#sources", DataTable)
-        for key, label in (("source", "Source"), ("passages", "Passages"), ("words", "Words"), ("excluded", "Excl")):
-            sources.add_column(label, key=key)
         table.focus()
         if (self.app.workspace.corpus_dir / "report.json").exists():
-            self._start("load", [], None)
+            # After the first frame: the loading thread would otherwise compete with it for the GIL.
+            self.call_after_refresh(self._start, "load", [], None)
         else:
             self._status("No corpus yet in this workspace. Press i to import a file or folder.")
 
@@ -99,8 +93,9 @@ class CorpusScreen(Screen):
 
     def _start(self, kind: str, sources: list[str], options: Any, ids: list[str] | None = None, excluded: bool = False) -> None:
         self._cancel = threading.Event()
-        self.query_one("#progress-row").display = kind in ("import", "rechunk")
-        self.query_one("#progress", ProgressBar).update(progress=0)
+        if kind in ("import", "rechunk"):
+            self.query_one("#progress-row").display = True
+            self._progress()[0].update(progress=0)
         self.run_pipeline(kind, sources, options, ids or [], excluded, self._cancel)
 
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
@@ -141,9 +136,10 @@ class CorpusScreen(Screen):
         return str(demo_model_dir()) if name == cfg.DEMO_MODEL else name
 
     def on_import_progress(self, message: ImportProgress) -> None:
+        bar, text = self._progress()
         if message.fraction is not None:
-            self.query_one("#progress", ProgressBar).update(progress=max(0.0, min(1.0, message.fraction)))
-        self.query_one("#progress-text", Static).update(Text(f" {message.text}"[:60]))
+            bar.update(progress=max(0.0, min(1.0, message.fraction)))
+        text.update(Text(f" {message.text}"[:60]))
 
     def on_import_finished(self, message: ImportFinished) -> None:
         self.query_one("#progress-row").display = False
@@ -155,6 +151,8 @@ class CorpusScreen(Screen):
 
     def on_import_failed(self, message: ImportFailed) -> None:
         self.query_one("#progress-row").display = False
+        from stylelora_tui.screens.dialogs import MessageDialog
+
         self.app.push_screen(MessageDialog("Import failed", message.error, error=True))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -165,6 +163,8 @@ class CorpusScreen(Screen):
         if event.state == WorkerState.CANCELLED or type(error).__name__ == "PrepareCancelled":
             self.notify("Import cancelled; the corpus is unchanged")
         else:
+            from stylelora_tui.screens.dialogs import MessageDialog
+
             self.app.push_screen(MessageDialog("Corpus error", f"{error}", error=True))
 
     # ----------------------------------------------------------------- views
@@ -199,7 +199,36 @@ class CorpusScreen(Screen):
         table.border_title = f"{table.row_count}/{total} passages, by {self.sort_column} {arrow}"
         self.show_preview()
 
+    def _progress(self) -> tuple[ProgressBar, Static]:
+        """The import progress bar and its text, built on first use (most starts never need them)."""
+        if self._progress_widgets is None:
+            self._progress_widgets = ProgressBar(total=1.0, show_eta=False, id="progress"), Static("", id="progress-text")
+            self.query_one("#progress-row").mount(*self._progress_widgets)
+        return self._progress_widgets
+
+    async def show_view(self, name: str) -> None:
+        """Show a side view (preview, stats, sources), building it the first time."""
+        switcher = self.query_one("#side", ContentSwitcher)
+        if not switcher.query_children(f"#{name}"):
+            if name == "stats":
+                view = VerticalScroll(Static("", id="stats-text"), id="stats")
+            else:
+                view = DataTable(id="sources", cursor_type="row")
+                for key, label in (("source", "Source"), ("passages", "Passages"), ("words", "Words"), ("excluded", "Excl")):
+                    view.add_column(label, key=key)
+            await switcher.add_content(view)
+            if self.corpus is not None:
+                self.fill_side()
+        switcher.current = name
+
     def fill_side(self) -> None:
+        """Fill the stats and sources views that exist yet."""
+        if self.query("#stats-text"):
+            self._fill_stats()
+        if self.query("#sources"):
+            self._fill_sources()
+
+    def _fill_stats(self) -> None:
         corpus = self.corpus
         report = corpus.report
         included = [p for p in corpus.passages if not p.excluded]
@@ -219,10 +248,12 @@ class CorpusScreen(Screen):
         for reject in rejects[:200]:
             text.append(f"{reject}\n")
         self.query_one("#stats-text", Static).update(text)
+
+    def _fill_sources(self) -> None:
         sources = self.query_one("#sources", DataTable)
         sources.clear()
         grouped: dict[str, list[Any]] = {}
-        for p in corpus.passages:
+        for p in self.corpus.passages:
             grouped.setdefault(p.source.rpartition(":")[0] or p.source, []).append(p)
         for path, passages in sorted(grouped.items()):
             sources.add_row(Path(path).name, len(passages), sum(p.words for p in passages), sum(p.excluded for p in passages))
@@ -320,10 +351,11 @@ class CorpusScreen(Screen):
     def action_focus_table(self) -> None:
         self.query_one("#passages").focus()
 
-    def action_cycle_view(self) -> None:
-        switcher = self.query_one("#side", ContentSwitcher)
-        switcher.current = VIEWS[(VIEWS.index(switcher.current or "preview") + 1) % len(VIEWS)]
-        self._status(f"Showing {switcher.current} (v: next)")
+    async def action_cycle_view(self) -> None:
+        current = self.query_one("#side", ContentSwitcher).current or "preview"
+        view = VIEWS[(VIEWS.index(current) + 1) % len(VIEWS)]
+        await self.show_view(view)
+        self._status(f"Showing {view} (v: next)")
 
     def action_toggle_excluded(self) -> None:
         passage = self.current_passage()
@@ -359,5 +391,7 @@ class CorpusScreen(Screen):
                 self.notify("; ".join(problems), severity="error", timeout=8)
                 return
             self._start("rechunk", [], new)
+
+        from stylelora_tui.screens.dialogs import FieldsDialog
 
         self.app.push_screen(FieldsDialog("Re-chunk the sources", fields, ok="Re-chunk", note="Passages that keep their text stay excluded."), chosen)

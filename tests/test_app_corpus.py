@@ -117,6 +117,11 @@ async def test_sort_views_and_rechunk(tmp_path: Path) -> None:
         assert app.screen is screen
         assert screen.corpus.options.max_words == 150
         assert len(screen.corpus.passages) > before
+        # The views built on demand follow the new corpus; the progress row is hidden again.
+        sources = screen.query_one("#sources")
+        assert sum(sources.get_row_at(i)[1] for i in range(sources.row_count)) == len(screen.corpus.passages)
+        assert f"Passages {len(screen.corpus.passages)} " in str(screen.query_one("#stats-text").render())
+        assert screen.query_one("#progress").progress == 1.0 and not screen.query_one("#progress-row").display
 
 
 async def test_bad_path_and_empty_folder(tmp_path: Path) -> None:

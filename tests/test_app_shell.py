@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,48 @@ async def test_sections_on_single_keys(tmp_path: Path) -> None:
             await pilot.pause()
             assert app.current_mode == mode
         assert (tmp_path / "ws" / "configs").is_dir() and (tmp_path / "ws" / "runs").is_dir()
+
+
+async def test_a_new_section_is_styled_once_and_in_the_current_theme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.color import Color
+    from textual.css.stylesheet import Stylesheet
+
+    from stylelora_tui.themes import LIGHT
+
+    reparses: list[int] = []
+    original = Stylesheet.reparse
+
+    def counted(self) -> None:
+        reparses.append(len(self.source))
+        original(self)
+
+    monkeypatch.setattr(Stylesheet, "reparse", counted)
+    app = make_app(tmp_path / "ws", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.theme = "stylelora-light"
+        await pilot.pause()
+        before = len(reparses)
+        await pilot.press("5")  # the Runs section, never shown before
+        await pilot.pause()
+        assert app.current_mode == "runs"
+        # Its own stylesheet is read once; no second full re-parse of everything.
+        assert len(reparses) - before == 1
+        table = app.screen.query_one("DataTable")
+        assert app.screen.styles.background == Color.parse(LIGHT.background)
+        assert table.styles.color.hex.lower() == LIGHT.foreground.lower()
+
+
+def test_each_section_stylesheet_is_known_to_the_app() -> None:
+    """The app pre-reads the start section's stylesheet: its map must match the screens' own."""
+    from stylelora_tui.screens import app as app_module
+
+    screens = {"corpus": ("corpus", "CorpusScreen"), "config": ("config_form", "ConfigScreen"), "train": ("train", "TrainScreen"),
+               "compare": ("compare", "CompareScreen"), "runs": ("runs", "RunsScreen")}
+    assert set(screens) == set(app_module.SECTIONS) == set(app_module.StyleLoraApp.MODES)
+    for section, (module, name) in screens.items():
+        cls = getattr(importlib.import_module(f"stylelora_tui.screens.{module}"), name)
+        assert Path(cls.CSS_PATH) == app_module.SECTION_CSS[section] and app_module.SECTION_CSS[section].is_file()
 
 
 async def test_help_lists_every_key(tmp_path: Path) -> None:
@@ -64,7 +107,7 @@ async def test_palette_holds_the_commands(tmp_path: Path) -> None:
 
 
 async def test_theme_is_remembered(tmp_path: Path) -> None:
-    settings = paths.config_dir() / "settings.yaml"
+    settings = paths.config_dir() / "settings.toml"
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -76,6 +119,17 @@ async def test_theme_is_remembered(tmp_path: Path) -> None:
     assert "stylelora-light" in settings.read_text()
     again = make_app(tmp_path / "ws")
     assert again.theme == "stylelora-light"
+
+
+def test_settings_round_trip_and_damaged_file_falls_back() -> None:
+    from stylelora_tui.themes.settings import Settings
+
+    Settings(theme='odd "name" \\ é').save()
+    assert Settings.load().theme == 'odd "name" \\ é'
+    Settings.path().write_text("theme = [unclosed\n", encoding="utf-8")
+    assert Settings.load().theme == Settings().theme
+    Settings.path().write_bytes(b"\xff\xfe theme")
+    assert Settings.load().theme == Settings().theme
 
 
 def test_cli_open_and_demo_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
