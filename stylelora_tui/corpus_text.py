@@ -65,6 +65,11 @@ _HEADING_WORDS = re.compile(
 )
 _ROMAN_OR_NUMBER = re.compile(r"^[\[(]?([IVXLCDM]+|\d+)[.)\]]?$", re.IGNORECASE)
 _MAX_HEADING_WORDS = 12
+# Title matter in Title Case: a book's title, its byline, the entries of a table
+# of contents, a story's title ("A Scandal in Bohemia"). Small words may stay lower case.
+_SMALL_WORDS = frozenset("a an and as at but by for from in into nor of on or the to with".split())
+_MAX_TITLE_WORDS = 10
+_TITLE_PUNCTUATION = "\"'“”‘’()[]_*-—–.,:;!?"
 
 
 @dataclass
@@ -92,6 +97,15 @@ def strip_gutenberg(lines: Sequence[NumberedLine]) -> tuple[list[NumberedLine], 
         text = lines[i][1]
         if text is not None and _PG_START.search(text):
             start = i + 1  # the last start marker wins (old files have two)
+            if text.lstrip().startswith("***") and text.count("***") == 1:
+                # A long title wraps the marker: "*** START OF THIS ... SHERLOCK" / "HOLMES ***".
+                for j in range(i + 1, min(i + 3, n)):
+                    follow = lines[j][1]
+                    if not follow or not follow.strip():
+                        break
+                    if follow.rstrip().endswith("***"):
+                        start = j + 1
+                        break
     end = n
     for i in range(max(start, n - window), n):
         text = lines[i][1]
@@ -208,8 +222,28 @@ def is_heading(text: str) -> bool:
     return len(letters) >= 2 and not any(c.islower() for c in letters)
 
 
+def is_title_line(text: str) -> bool:
+    """A short line in Title Case that does not end a sentence ("By Arthur Conan Doyle")."""
+    words = [core for word in text.split() if (core := word.strip(_TITLE_PUNCTUATION))]
+    if not words or len(words) > _MAX_TITLE_WORDS or text.rstrip().endswith(tuple(".!?…,;:\"”")):
+        return False
+    if not any(c.isalpha() for c in words[0]):
+        words = words[1:]  # "1 The Red-headed League", "IV. The Boscombe Valley Mystery"
+    return bool(words) and all(
+        word[0].isupper() or word[0].isdigit() or (index > 0 and word.lower() in _SMALL_WORDS)
+        for index, word in enumerate(words)
+    )
+
+
+def is_title_matter(para: "Paragraph") -> bool:
+    """A paragraph whose every line is a title line: a title page, a byline, a table of contents."""
+    bounds = [offset for offset, _ in para.line_starts] + [len(para.text)]
+    lines = [para.text[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+    return all(is_title_line(line) for line in lines)
+
+
 def clean_book(paras: list[Paragraph], stats: CleanStats) -> list[Paragraph]:
-    """Mark headings and drop editorial notes (transcriber's notes, illustrations, "Produced by")."""
+    """Mark headings (and title matter) and drop editorial notes (transcriber's notes, illustrations, "Produced by")."""
     result: list[Paragraph] = []
     in_note = False
     for index, para in enumerate(paras):
@@ -225,7 +259,7 @@ def clean_book(paras: list[Paragraph], stats: CleanStats) -> list[Paragraph]:
             # A bracketed note may run over several paragraphs until its "]".
             in_note = text.startswith("[") and "]" not in text
             continue
-        if para.heading or is_heading(text):
+        if para.heading or is_heading(text) or is_title_matter(para):
             stats.headings_dropped += 1
             result.append(Paragraph(text, para.line_starts, heading=True))
             continue

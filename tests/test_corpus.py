@@ -195,6 +195,39 @@ def test_gutenberg_boilerplate_headings_and_notes_removed(tmp_path, rng):
     assert text.split() == body_words
 
 
+def test_title_page_contents_and_wrapped_marker_removed(tmp_path, rng):
+    """The shape of a real Gutenberg collection (pg1661): a start marker wrapped over two
+    lines, a title page, a byline, an indented table of contents, then titled stories."""
+    story_one, story_two = book(rng, [120, 90]), book(rng, [110])
+    text = (
+        "                   The Adventures of Sherlock Holmes\n\n\n"
+        "Title: The Adventures of Sherlock Holmes\n\nAuthor: Arthur Conan Doyle\n\n"
+        "*** START OF THIS PROJECT GUTENBERG EBOOK THE ADVENTURES OF SHERLOCK\nHOLMES ***\n\n\n\n"
+        "                   The Adventures of Sherlock Holmes\n\n                         By Arthur Conan Doyle\n\n\n"
+        "Contents\n\n   A Scandal in Bohemia\n   The Red-headed League\n   IV. The Boscombe Valley Mystery\n"
+        "   The Adventure of the Engineer\u2019s Thumb\n\n\n"
+        f"A Scandal in Bohemia\n\n\nI.\n\n\n{story_one}\n\n\nThe Red-headed League\n\n\n{story_two}\n\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK THE ADVENTURES OF SHERLOCK\nHOLMES ***\n\nLicence text follows.\n"
+    )
+    path = tmp_path / "pg1661.txt"
+    path.write_text(text, encoding="utf-8")
+    report = prepare([path], tmp_path / "out", PrepareOptions(min_words=60, max_words=500))
+    passages = [r["text"] for r in read_jsonl(tmp_path / "out" / "style.jsonl")]
+    assert " ".join(passages).split() == (story_one + " " + story_two).split()  # only the stories' prose
+    assert report.headings_dropped == 7  # title, byline, Contents, its entries, two story titles, "I."
+
+
+def test_title_lines_are_not_prose():
+    from stylelora_tui.corpus_text import is_title_line
+
+    for title in ("By Arthur Conan Doyle", "A Scandal in Bohemia", "The Adventure of the Engineer\u2019s Thumb",
+                  "IV. The Boscombe Valley Mystery", "The Red-headed League"):
+        assert is_title_line(title), title
+    for prose in ("My dear Watson", "Thanks for reading", "Yes.", "\u201cQuite so!\u201d", "Dear Sir,",
+                  "The lamp burned low", "It was late, and the tide was turning"):
+        assert not is_title_line(prose), prose
+
+
 @pytest.mark.parametrize("text, heading", [
     ("CHAPTER IV", True), ("Chapter 4. The Duel", True), ("BOOK II.", True), ("Part the First", True),
     ("Preface.", True), ("THE END", True), ("XIV", True), ("THE BLUE CARBUNCLE", True),
