@@ -28,7 +28,6 @@ SCOPE_TITLES = {
 }
 
 
-SECTIONS_GROUP = Binding.Group("Sections", compact=True)
 KEY_NAMES = {
     "question_mark": "?", "slash": "/", "escape": "esc", "space": "space",
     "left_square_bracket": "[", "right_square_bracket": "]",
@@ -46,7 +45,7 @@ class Command:
     footer: bool = True
     priority: bool = False
     palette: bool = True
-    group: str | None = None
+    footer_as: tuple[str, str] | None = None  # (key, title) shown in the footer instead of its own
 
     @property
     def key_display(self) -> str:
@@ -54,26 +53,26 @@ class Command:
         return KEY_NAMES.get(first, first.replace("ctrl+", "^"))
 
     def binding(self) -> Binding:
+        key_display, title = self.footer_as or (self.key_display, self.title)
         return Binding(
             self.key,
             self.action,
-            self.title,
+            title,
             show=self.footer,
             priority=self.priority,
             tooltip=self.help,
             id=self.id,
-            key_display=self.key_display,
-            group=SECTIONS_GROUP if self.group == "sections" else None,
+            key_display=key_display,
         )
 
 
 COMMANDS: tuple[Command, ...] = (
-    # Sections (modes): one key each.
-    Command("section.corpus", "1", "switch_section('corpus')", "Corpus", "Corpus: import texts, browse passages, stats", group="sections"),
-    Command("section.config", "2", "switch_section('config')", "Config", "Config: the run config form and the live memory estimate", group="sections"),
-    Command("section.train", "3", "switch_section('train')", "Train", "Train: start a run, follow its loss live, stop, resume, fork", group="sections"),
-    Command("section.compare", "4", "switch_section('compare')", "Compare", "Compare: base vs adapter side by side", group="sections"),
-    Command("section.runs", "5", "switch_section('runs')", "Runs", "Runs: every run, loss curves overlaid, config diff", group="sections"),
+    # Sections (modes): one key each, shown in the footer as a single "1-5 Sections".
+    Command("section.corpus", "1", "switch_section('corpus')", "Corpus", "Corpus: import texts, browse passages, stats", footer_as=("1-5", "Sections")),
+    Command("section.config", "2", "switch_section('config')", "Config", "Config: the run config form and the live memory estimate", footer=False),
+    Command("section.train", "3", "switch_section('train')", "Train", "Train: start a run, follow its loss live, stop, resume, fork", footer=False),
+    Command("section.compare", "4", "switch_section('compare')", "Compare", "Compare: base vs adapter side by side", footer=False),
+    Command("section.runs", "5", "switch_section('runs')", "Runs", "Runs: every run, loss curves overlaid, config diff", footer=False),
     Command("app.help", "f1,question_mark", "help", "Help", "Show every key of the app"),
     Command("app.theme", "ctrl+t", "change_theme", "Theme", "Pick a colour theme (remembered)", footer=False),
     Command("app.quit", "ctrl+q", "quit", "Quit", "Quit (asks first when the config has unsaved changes)", priority=True, footer=False),

@@ -27,12 +27,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.runs import Run, Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
+from stylelora_tui.screens.widgets import KeyBar
 from stylelora_tui.screens.messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
 
@@ -175,7 +176,7 @@ class CompareScreen(Screen):
         yield Static("", id="compare-error", classes="problem")
         yield Horizontal(id="compare-panes")
         yield Static("", id="compare-scores")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = "Compare"

@@ -15,13 +15,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Label, Select, SelectionList, Static, Switch
+from textual.widgets import Header, Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
-from stylelora_tui.screens.widgets import EstimatePanel, compute_estimate
+from stylelora_tui.screens.widgets import EstimatePanel, KeyBar, compute_estimate
 
 AUTO_CHOICES = [("auto", "auto"), ("true", True), ("false", False)]
 
@@ -82,7 +82,7 @@ class ConfigScreen(Screen):
                             yield from self._field(section, key, spec)
                 yield Static("", id="field-help", classes="muted")
             yield EstimatePanel(id="estimate")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def _field(self, section: str, key: str, spec: cfg.Field) -> ComposeResult:
         dotted = f"{section}.{key}"

@@ -16,13 +16,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, ProgressBar, Static
+from textual.widgets import ContentSwitcher, DataTable, Header, Input, Label, ProgressBar, Static
 from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
-from stylelora_tui.screens.widgets import PathSuggester, bars, chat_renderer, plain_record
+from stylelora_tui.screens.widgets import KeyBar, PathSuggester, bars, chat_renderer, plain_record
 
 VIEWS = ("preview", "stats", "sources")
 COLUMNS = (("n", "#"), ("source", "Source"), ("words", "Words"), ("tokens", "Tok"), ("split", "Split"), ("start", "Start"))
@@ -49,6 +49,7 @@ class CorpusScreen(Screen):
     CSS_PATH = Path(__file__).parent / "corpus.tcss"
     SCOPE = "corpus"
     BINDINGS = bindings("corpus")
+    AUTO_FOCUS = "#passages"  # keys act on the table from the start (not typed into the import field)
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,14 +76,13 @@ class CorpusScreen(Screen):
                 with VerticalScroll(id="preview"):
                     yield Static("Import a file or folder: press i and type its path.", id="preview-text", markup=False)
         yield Static("", id="corpus-status", classes="muted")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = "Corpus"
         table = self.query_one("#passages", DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
-        table.focus()
         if (self.app.workspace.corpus_dir / "report.json").exists():
             # After the first frame: the loading thread would otherwise compete with it for the GIL.
             self.call_after_refresh(self._start, "load", [], None)

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from stylelora_tui import config as cfg
 from stylelora_tui.runs import Run
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import MessageDialog
 from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series
+from stylelora_tui.screens.widgets import KeyBar
 from stylelora_tui.screens.messages import RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 from stylelora_tui.screens.train import TrainScreen, confirm_delete, duration, number
@@ -67,7 +68,7 @@ class RunsScreen(Screen):
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-status")
         yield LossChart(id="runs-chart")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = "Runs"

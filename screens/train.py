@@ -18,13 +18,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import ContentSwitcher, Header, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
 from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, create_run, delete, launch, stop
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
+from stylelora_tui.screens.widgets import KeyBar
 from stylelora_tui.screens.messages import LaunchReady, MemoryHint, RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 
@@ -217,7 +218,7 @@ class TrainScreen(Screen):
                     yield Static("No sample yet.", id="sample-model", markup=False)
                 with VerticalScroll(classes="sample-pane"):
                     yield Static("", id="sample-author", markup=False)
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.sub_title = "Train"

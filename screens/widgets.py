@@ -9,8 +9,91 @@ from typing import Any, Callable, Iterable
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.suggester import Suggester
+from textual.widget import Widget
 from textual.widgets import Static
+
+# --------------------------------------------------------------------------- footer
+
+
+class KeyBar(Widget, can_focus=False):
+    """The keys that apply now, on one line at the bottom: Textual's Footer as one widget.
+
+    Textual's Footer makes a widget per key and rebuilds them all on every
+    change of the screen's bindings; each key costs about 3 ms to make, style
+    and lay out, which was a fifth of the app's start-up. This bar draws the
+    same line (theme's footer colours, the palette key on the right) and is only
+    repainted when bindings change. A click on a key presses it.
+    """
+
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+        & > .keybar--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }
+        & > .keybar--description { color: $footer-description-foreground; background: $footer-description-background; }
+    }
+    """
+    COMPONENT_CLASSES = {"keybar--key", "keybar--description"}
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._spans: list[tuple[int, int, str, bool]] = []  # (start, end, key, enabled) of each key drawn
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self.refresh())
+
+    def keys_shown(self) -> tuple[list[tuple[str, str, str, bool]], tuple[str, str, str, bool] | None]:
+        """([(key, key display, description, enabled)], the command palette's key or None)."""
+        app = self.app
+        everywhere, here, palette = [], [], None
+        seen_actions: set[str] = set()
+        for node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if binding.key == app.COMMAND_PALETTE_BINDING and app.ENABLE_COMMAND_PALETTE:
+                palette = (binding.key, app.get_key_display(binding), binding.description, enabled)
+            elif binding.show and binding.action not in seen_actions:  # one entry per action, as Textual's
+                seen_actions.add(binding.action)
+                # The app's keys (sections, help) first: always in view, even at 80 columns.
+                (everywhere if node is app else here).append((binding.key, app.get_key_display(binding), binding.description, enabled))
+        return everywhere + here, palette
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("keybar--key")
+        description_style = self.get_component_rich_style("keybar--description")
+        shown, palette = self.keys_shown()
+        width = self.size.width
+        right = Text()
+        if palette is not None:
+            right.append(f" {palette[1]}", key_style).append(f" {palette[2]} ", description_style)
+        line, spans = Text(), []
+        for key, display, description, enabled in shown:
+            item = Text(" ")
+            item.append(display, key_style).append(f" {description}", description_style)
+            if not enabled:
+                item.stylize("dim")
+            if line.cell_len + item.cell_len + right.cell_len > width:
+                break  # whole keys only; the rest are in help (F1) and the palette
+            spans.append((line.cell_len + 1, line.cell_len + item.cell_len, key, enabled))
+            line.append_text(item)
+        if palette is not None:
+            start = max(line.cell_len, width - right.cell_len)
+            spans.append((start + 1, start + right.cell_len, palette[0], palette[3]))
+            line.append(" " * (start - line.cell_len)).append_text(right)
+        self._spans = spans
+        return line
+
+    def on_click(self, event: events.Click) -> None:
+        for start, end, key, enabled in self._spans:
+            if start <= event.x < end:
+                if enabled:
+                    self.app.simulate_key(key)
+                else:
+                    self.app.bell()
+                return
+
 
 # --------------------------------------------------------------------------- estimate
 

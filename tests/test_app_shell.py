@@ -74,6 +74,28 @@ def test_each_section_stylesheet_is_known_to_the_app() -> None:
         assert Path(cls.CSS_PATH) == app_module.SECTION_CSS[section] and app_module.SECTION_CSS[section].is_file()
 
 
+async def test_key_bar_shows_the_keys_that_apply_and_a_click_presses_one(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one("KeyBar")
+        line = bar.render().plain
+        assert line.startswith(" 1-5 Sections f1 Help i Import / Filter") and line.rstrip().endswith("^p palette")
+        assert len(line) == 80 and "Re-chunk" not in line  # whole keys only; the rest are in help and the palette
+        # Typing in the import field: its single-letter keys are not shown (they type), and the bar follows.
+        await pilot.press("i")
+        await pilot.pause()
+        assert " i Import" not in bar.render().plain
+        await pilot.press("escape")
+        await pilot.pause()
+        assert " i Import" in bar.render().plain
+        # A click on "f1 Help" opens the help screen.
+        x = bar.render().plain.index("f1 Help") + 1
+        await pilot.click("KeyBar", offset=(x, 0))
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+
+
 async def test_help_lists_every_key(tmp_path: Path) -> None:
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(120, 40)) as pilot:
@@ -159,3 +181,23 @@ def test_cli_open_and_demo_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert ran[0][0] == (tmp_path / "new-ws").resolve() and ran[0][1]["start"] == "config"
     demo = app_cli.demo_workspace()
     assert demo.is_dir()
+
+
+async def test_cli_start_pauses_garbage_collection_until_the_first_frame(tmp_path: Path) -> None:
+    import gc
+
+    from stylelora_tui import app_cli
+    from stylelora_tui.cli import build_parser
+
+    app = app_cli.build_app(build_parser("open").parse_args(["open", str(tmp_path / "ws")]))
+    try:
+        assert not gc.isenabled()  # the start-up burst is not collected
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert gc.isenabled()  # back on once the first frame is up
+    finally:
+        gc.enable()
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    assert app_cli.build_app(build_parser("open").parse_args(["open", str(file)])) == 2 and gc.isenabled()
+
