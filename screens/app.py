@@ -6,16 +6,20 @@
 from __future__ import annotations
 
 import gc
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 
-from stylelora_tui import config as cfg
-from stylelora_tui.runs import Run, RunError, Workspace
 from stylelora_tui.screens.commands import CommandsProvider, bindings
-from stylelora_tui.screens.run_watcher import RunWatcher
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
 from stylelora_tui.themes.settings import Settings
+from stylelora_tui.workspace import Workspace
+
+if TYPE_CHECKING:
+    from stylelora_tui.runs import Run
+    from stylelora_tui.screens.run_watcher import RunWatcher
 
 SCREENS_DIR = Path(__file__).parent
 SECTIONS = ("corpus", "config", "train", "compare", "runs")
@@ -91,7 +95,6 @@ class StyleLoraApp(App[int]):
         self.config_dirty = False  # set by the config screen
         self.config_screen = None  # the config screen, once it exists (it registers itself)
         self.pending_fork: tuple[dict, str] | None = None  # a run's config on its way to the form
-        self.watcher = RunWatcher(workspace)  # one thread following every run, started on mount
         self.sub_title = str(workspace.root)
         for theme in THEMES:
             self.register_theme(theme)
@@ -99,18 +102,30 @@ class StyleLoraApp(App[int]):
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
-        self.watcher.start()
 
     def on_ready(self) -> None:
         gc.enable()  # app_cli pauses collection for the start-up burst
 
     def on_unmount(self) -> None:
-        self.watcher.stop()
+        if "watcher" in self.__dict__:
+            self.watcher.stop()
+
+    @cached_property
+    def watcher(self) -> RunWatcher:
+        """One thread following every run of the workspace, started by the first section that needs it."""
+        from stylelora_tui.screens.run_watcher import RunWatcher
+
+        watcher = RunWatcher(self.workspace)
+        watcher.start()
+        return watcher
 
     # ----------------------------------------------------------------- shared by the sections
 
     def current_config(self) -> tuple[dict, Path | None]:
         """The Config section's values (or the newest saved config), validated; raises ConfigError or RunError."""
+        from stylelora_tui import config as cfg
+        from stylelora_tui.runs import RunError
+
         screen = self.config_screen
         if screen is not None and screen.is_mounted:
             raw, path = screen.raw_values(), screen.current_file
@@ -126,6 +141,8 @@ class StyleLoraApp(App[int]):
 
     def fork_config(self, run: Run) -> None:
         """Clone a run's config into the Config section under a new name (not saved yet)."""
+        from stylelora_tui import config as cfg
+
         try:
             config = run.config()
         except cfg.ConfigError as exc:

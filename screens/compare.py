@@ -27,13 +27,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.runs import Run, Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
-from stylelora_tui.screens.widgets import KeyBar
+from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
 
@@ -169,7 +169,7 @@ class CompareScreen(Screen):
     # ----------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static("", id="compare-prompt", markup=False)
         yield Input(placeholder="type a prompt; enter generates, esc leaves", id="compare-typed", compact=True)
         yield Static("", id="compare-status")

@@ -15,13 +15,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Header, Input, Label, Select, SelectionList, Static, Switch
+from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
-from stylelora_tui.screens.widgets import EstimatePanel, KeyBar, compute_estimate
+from stylelora_tui.screens.widgets import EstimatePanel, KeyBar, TitleBar, compute_estimate
 
 AUTO_CHOICES = [("auto", "auto"), ("true", True), ("false", False)]
 
@@ -71,7 +71,7 @@ class ConfigScreen(Screen):
     # ----------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="config-body"):
             with Vertical(id="form-column"):
                 yield Static("", id="form-status", classes="muted")

@@ -16,13 +16,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Header, Input, Label, ProgressBar, Static
+from textual.widgets import ContentSwitcher, DataTable, Input, Label, Static
 from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
-from stylelora_tui.screens.widgets import KeyBar, PathSuggester, bars, chat_renderer, plain_record
+from stylelora_tui.screens.widgets import KeyBar, PathSuggester, TitleBar, bars, chat_renderer, plain_record
 
 VIEWS = ("preview", "stats", "sources")
 COLUMNS = (("n", "#"), ("source", "Source"), ("words", "Words"), ("tokens", "Tok"), ("split", "Split"), ("start", "Start"))
@@ -59,10 +59,10 @@ class CorpusScreen(Screen):
         self.sort_column = "n"
         self.sort_reverse = False
         self._cancel: threading.Event | None = None
-        self._progress_widgets: tuple[ProgressBar, Static] | None = None
+        self._progress_widgets: tuple[Any, Static] | None = None  # (ProgressBar, its text)
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="toolbar"):
             yield Label("Import ", classes="tool-label")
             yield Input(placeholder="file or folder (tab completes)", id="import-path", compact=True, suggester=PathSuggester())
@@ -199,9 +199,11 @@ class CorpusScreen(Screen):
         table.border_title = f"{table.row_count}/{total} passages, by {self.sort_column} {arrow}"
         self.show_preview()
 
-    def _progress(self) -> tuple[ProgressBar, Static]:
+    def _progress(self) -> tuple[Any, Static]:
         """The import progress bar and its text, built on first use (most starts never need them)."""
         if self._progress_widgets is None:
+            from textual.widgets import ProgressBar
+
             self._progress_widgets = ProgressBar(total=1.0, show_eta=False, id="progress"), Static("", id="progress-text")
             self.query_one("#progress-row").mount(*self._progress_widgets)
         return self._progress_widgets

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from stylelora_tui import config as cfg
 from stylelora_tui.runs import Run
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import MessageDialog
 from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series
-from stylelora_tui.screens.widgets import KeyBar
+from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 from stylelora_tui.screens.train import TrainScreen, confirm_delete, duration, number
@@ -64,7 +64,7 @@ class RunsScreen(Screen):
         self._versions: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-status")
         yield LossChart(id="runs-chart")

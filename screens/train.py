@@ -18,14 +18,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Header, ProgressBar, RichLog, Static
+from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
 from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, create_run, delete, launch, stop
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
-from stylelora_tui.screens.widgets import KeyBar
+from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import LaunchReady, MemoryHint, RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 
@@ -202,7 +202,7 @@ class TrainScreen(Screen):
         self._followed: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static("No runs yet: press n to start one from the current config.", id="run-line", markup=False)
         with Horizontal(id="train-progress-row"):
             yield ProgressBar(total=None, show_eta=False, id="train-progress")

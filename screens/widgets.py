@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -10,11 +9,48 @@ from typing import Any, Callable, Iterable
 from rich.table import Table
 from rich.text import Text
 from textual import events
+from textual.content import Content
 from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Static
 
 # --------------------------------------------------------------------------- footer
+
+
+class TitleBar(Widget, can_focus=False):
+    """The title line: Textual's Header (theme's panel colours, palette icon, centred title) as one widget.
+
+    Textual's Header is four widgets with stylesheets of their own, a few per
+    cent of the app's start-up; this draws the same line. A click on the icon
+    opens the command palette, as there.
+    """
+
+    DEFAULT_CSS = """
+    TitleBar { dock: top; width: 100%; height: 1; background: $panel; color: $foreground; }
+    """
+    ICON_WIDTH = 8  # Textual's HeaderIcon: " ⭘" in 8 cells; the title is centred between it and a 10-cell margin
+    RIGHT_WIDTH = 10
+
+    def on_mount(self) -> None:
+        for node in (self.app, self.screen):
+            for attribute in ("title", "sub_title"):
+                self.watch(node, attribute, lambda _value: self.refresh(), init=False)
+
+    def render(self) -> Content:
+        screen, app = self.screen, self.app
+        title = app.format_title(
+            screen.title if screen.title is not None else app.title,
+            screen.sub_title if screen.sub_title is not None else app.sub_title,
+        )
+        middle = max(0, self.size.width - self.ICON_WIDTH - self.RIGHT_WIDTH)
+        title = title.truncate(middle, ellipsis=True)
+        left = (middle - title.cell_length) // 2
+        icon = " \u2b58".ljust(self.ICON_WIDTH) if app.ENABLE_COMMAND_PALETTE else " " * self.ICON_WIDTH
+        return Content.assemble(icon, " " * left, title, " " * (middle - left - title.cell_length + self.RIGHT_WIDTH))
+
+    async def on_click(self, event: events.Click) -> None:
+        if event.x < self.ICON_WIDTH and self.app.ENABLE_COMMAND_PALETTE:
+            await self.run_action("app.command_palette")
 
 
 class KeyBar(Widget, can_focus=False):
@@ -237,6 +273,8 @@ def chat_renderer(model_name: str, search_dirs: Iterable[Path] = ()) -> tuple[Ca
     Reads ``tokenizer_config.json`` next to a local ``config.json``; never
     imports transformers.
     """
+    import json
+
     from stylelora_tui.model_shapes import find_config
 
     try:

@@ -1,7 +1,6 @@
-"""Workspaces and runs.
+"""Runs (and, re-exported from ``workspace``, the workspace that holds them).
 
-A workspace is a folder with ``corpus/``, ``configs/`` and ``runs/``. A run is
-a directory under ``runs/``:
+A run is a directory under the workspace's ``runs/``:
 
 - ``config.yaml``: the resolved config (absolute paths)
 - ``events.jsonl``: the append-only event log (see ``events``)
@@ -27,12 +26,12 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from stylelora_tui import config as config_mod
 from stylelora_tui.events import EventTail, last_of, read_events, training_history
+from stylelora_tui.workspace import Workspace  # noqa: F401  (runs.Workspace, as before)
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("completed", "stopped", "failed")
@@ -40,54 +39,6 @@ FINAL_STATES = ("completed", "stopped", "failed")
 
 class RunError(RuntimeError):
     """A run action that cannot be done, with a message for the user."""
-
-
-@dataclass(frozen=True)
-class Workspace:
-    root: Path
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    @property
-    def configs_dir(self) -> Path:
-        return self.root / "configs"
-
-    @property
-    def corpus_dir(self) -> Path:
-        return self.root / "corpus"
-
-    def ensure(self) -> "Workspace":
-        for folder in (self.root, self.runs_dir, self.configs_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        return self
-
-    def newest_config(self) -> Path | None:
-        """The workspace's most recently saved config: where the user left off."""
-        saved = sorted(self.configs_dir.glob("*.yaml"), key=lambda path: path.stat().st_mtime)
-        return saved[-1] if saved else None
-
-    def runs(self) -> list["Run"]:
-        if not self.runs_dir.is_dir():
-            return []
-        found = [Run(path) for path in self.runs_dir.iterdir() if (path / "config.yaml").exists()]
-        return sorted(found, key=lambda run: run.path.name)
-
-    def find_run(self, name_or_path: str) -> "Run":
-        """A run by folder path, by name, or by unique name prefix."""
-        direct = Path(name_or_path).expanduser()
-        if (direct / "config.yaml").exists():
-            return Run(direct)
-        candidates = [run for run in self.runs() if run.name == name_or_path]
-        if not candidates:
-            candidates = [run for run in self.runs() if run.name.startswith(name_or_path)]
-        if len(candidates) == 1:
-            return candidates[0]
-        if not candidates:
-            raise RunError(f"no run {name_or_path!r} in {self.runs_dir}")
-        names = ", ".join(run.name for run in candidates)
-        raise RunError(f"{name_or_path!r} matches several runs: {names}")
 
 
 def _now() -> float:

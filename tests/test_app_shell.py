@@ -96,6 +96,20 @@ async def test_key_bar_shows_the_keys_that_apply_and_a_click_presses_one(tmp_pat
         assert type(app.screen).__name__ == "HelpScreen"
 
 
+async def test_title_bar_follows_the_section_and_its_icon_opens_the_palette(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        line = app.screen.query_one("TitleBar").render().plain
+        assert len(line) == 80 and line.split() == ["\u2b58", "stylelora-tui", "\u2014", "Corpus"]
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.screen.query_one("TitleBar").render().plain.split()[1:] == ["stylelora-tui", "\u2014", "Runs"]
+        await pilot.click("TitleBar", offset=(1, 0))
+        await pilot.pause()
+        assert type(app.screen).__name__ == "CommandPalette"
+
+
 async def test_help_lists_every_key(tmp_path: Path) -> None:
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(120, 40)) as pilot:

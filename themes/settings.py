@@ -9,7 +9,6 @@ fifth of what importing PyYAML would on every start-up.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +40,8 @@ class Settings:
         return cls(theme=theme if isinstance(theme, str) and theme else cls.theme)
 
     def save(self) -> None:
+        import json
+
         target = self.path()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
