@@ -119,6 +119,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("compare.cancel", "ctrl+x", "cancel_generation", "Cancel", "Stop the generation in progress", scope="compare", footer=False, priority=True),
     Command("compare.leave", "escape", "leave_prompt", "Leave field", "Leave the prompt field, so single keys work again", scope="compare", footer=False, palette=False),
     Command("config.leave", "escape", "leave_field", "Leave field", "Leave the field, so single keys switch sections", scope="config", footer=False, palette=False),
+    Command("config.next", "down", "app.focus_next", "Next field", "Next field (also tab; a list or a menu uses its own arrows)", scope="config", footer=False, palette=False),
+    Command("config.previous", "up", "app.focus_previous", "Previous field", "Previous field (also shift+tab)", scope="config", footer=False, palette=False),
 )
 
 

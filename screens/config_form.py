@@ -12,13 +12,14 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
-from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.commands import COMMANDS, bindings
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
 from stylelora_tui.screens.widgets import EstimatePanel, KeyBar, TitleBar, compute_estimate
@@ -54,11 +55,26 @@ def _parse(kind: str, text: str) -> Any:
     return text
 
 
+class FieldSelect(Select, inherit_bindings=False):
+    """A Select whose menu opens on enter or space only: up and down stay free to move between fields."""
+
+    BINDINGS = [Binding("enter,space", "show_overlay", "Show menu", show=False)]
+
+
+class FieldList(VerticalScroll, can_focus=False):
+    """The form's scrolling column: up and down move between fields (the column scrolls to them)."""
+
+    BINDINGS = [command.binding() for command in COMMANDS if command.id in ("config.next", "config.previous")]
+
+
 class ConfigScreen(Screen):
 
     CSS_PATH = Path(__file__).parent / "config_form.tcss"
     SCOPE = "config"
     BINDINGS = bindings("config")
+    # Nothing focused at first, so single keys switch sections; tab or down goes to the first field.
+    # (Focusing the form itself would restyle all its ~180 widgets: a quarter of the first visit.)
+    AUTO_FOCUS = ""
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,12 +91,12 @@ class ConfigScreen(Screen):
         with Horizontal(id="config-body"):
             with Vertical(id="form-column"):
                 yield Static("", id="form-status", classes="muted")
-                with VerticalScroll(id="form"):
+                with FieldList(id="form"):
                     for section, keys in cfg.SCHEMA.items():
                         yield Label(cfg.SECTION_TITLES[section], classes="section-title")
                         for key, spec in keys.items():
                             yield from self._field(section, key, spec)
-                yield Static("", id="field-help", classes="muted")
+                yield Static("tab or down: the first field; esc leaves a field (then 1-5 switch sections)", id="field-help", classes="muted")
             yield EstimatePanel(id="estimate")
         yield KeyBar()
 
@@ -91,20 +107,20 @@ class ConfigScreen(Screen):
         if spec.kind == "bool":
             widget = Switch(bool(spec.default), id=wid)
         elif spec.kind == "choice":
-            widget = Select([(c, c) for c in spec.choices], value=spec.default, allow_blank=False, id=wid, compact=True)
+            widget = FieldSelect([(c, c) for c in spec.choices], value=spec.default, allow_blank=False, id=wid, compact=True)
         elif spec.kind == "bool_or_auto":
-            widget = Select(AUTO_CHOICES, value=spec.default, allow_blank=False, id=wid, compact=True)
+            widget = FieldSelect(AUTO_CHOICES, value=spec.default, allow_blank=False, id=wid, compact=True)
         elif spec.kind == "list":
             widget = SelectionList(*[(item, item, item in spec.default) for item in spec.allowed_items], id=wid)
         else:
             widget = Input(_text(spec.default), id=wid, compact=True)
         widget.tooltip = spec.help
-        with Horizontal(classes="field-row" + (" tall" if spec.kind == "list" else "")):
+        with Horizontal(id="r-" + wid[2:], classes="field-row" + (" tall" if spec.kind == "list" else "")):
             yield Label(key, classes="field-label")
             yield widget
             if spec.kind == "bool":
                 yield Label("on" if spec.default else "off", id="s-" + wid[2:], classes="switch-state")
-        yield Static("", id="p-" + wid[2:], classes="problem", markup=False)
+        # A field's problem line ("p-...") is made the first time it has a problem: see _show_problems.
 
     def on_mount(self) -> None:
         self.sub_title = "Config"
@@ -196,13 +212,7 @@ class ConfigScreen(Screen):
         by_key: dict[str, list[str]] = {}
         for problem in problems:
             by_key.setdefault(problem.key, []).append(problem.message)
-        for section, keys in cfg.SCHEMA.items():
-            for key in keys:
-                dotted = f"{section}.{key}"
-                label = self.query_one("#p-" + _wid(dotted)[2:], Static)
-                messages = by_key.get(dotted, [])
-                label.update("\n".join(f"! {m}" for m in messages))
-                label.set_class(bool(messages), "-shown")
+        self._show_problems(by_key)
         for switch in self.query(Switch):
             self.query_one("#s-" + (switch.id or "")[2:], Label).update("on" if switch.value else "off")
         dirty = raw != self._comparable(self.baseline)
@@ -214,6 +224,23 @@ class ConfigScreen(Screen):
         self.sub_title = f"Config: {name}{' *' if dirty else ''}"
         self._generation += 1
         self.run_estimate(config, self._generation)
+
+    def _show_problems(self, by_key: dict[str, list[str]]) -> None:
+        """Each field's messages on the line under it (made on first use: most fields never have one)."""
+        form = self.query_one("#form")
+        for section, keys in cfg.SCHEMA.items():
+            for key in keys:
+                dotted = f"{section}.{key}"
+                name = _wid(dotted)[2:]
+                messages = by_key.get(dotted, [])
+                found = form.query_children("#p-" + name)
+                if not messages and not found:
+                    continue
+                line = found.first(Static) if found else Static("", id="p-" + name, classes="problem", markup=False)
+                if not found:
+                    form.mount(line, after=form.query_one("#r-" + name))
+                line.update("\n".join(f"! {m}" for m in messages))
+                line.set_class(bool(messages), "-shown")
 
     def _comparable(self, config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         # What the form would read back for this config (ints as ints, floats as floats).

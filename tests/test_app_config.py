@@ -137,3 +137,25 @@ async def test_preset_diff_and_unsaved_guard(tmp_path: Path) -> None:
         await pilot.press("n")
         await pilot.pause()
         assert app.is_running
+
+
+async def test_form_is_walked_with_arrows_and_single_keys_switch_until_a_field_is_entered(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_config(pilot)
+        assert app.focused is None  # single keys still switch sections
+        seen = []
+        for _ in range(5):
+            await pilot.press("down")
+            seen.append(app.focused.id)
+        # Down walks the fields, a menu included (it opens on enter, not on the arrows).
+        assert seen == ["f-model-name", "f-model-max_seq_length", "f-model-load_in_4bit", "f-model-backend", "f-lora-r"]
+        await pilot.press("up")
+        assert app.focused.id == "f-model-backend"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.focused).__name__ == "SelectOverlay"
+        await pilot.press("escape", "escape")
+        assert app.focused is None and not app.config_dirty
+        await pilot.press("3")
+        assert app.current_mode == "train"
