@@ -14,7 +14,7 @@ from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Static
 
-# --------------------------------------------------------------------------- footer
+# --------------------------------------------------------------------------- title and key bars
 
 
 class TitleBar(Widget, can_focus=False):

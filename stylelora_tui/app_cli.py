@@ -54,8 +54,6 @@ def build_app(args: argparse.Namespace):
     """The app ``args`` ask for, built on the real start-up path; an exit code if it cannot be."""
     if args.command == "demo":
         root = demo_workspace()
-        if args.train:
-            return train_demo(root)
     else:
         root = Path(args.workspace).expanduser().resolve()
         if root.exists() and not root.is_dir():
@@ -76,6 +74,8 @@ def build_app(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "demo" and args.train:
+        return train_demo(demo_workspace())
     app = build_app(args)
     if isinstance(app, int):
         return app
