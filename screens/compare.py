@@ -5,18 +5,15 @@ holds the base model once with every picked run's adapter; a session thread
 owns it, sends one request at a time and posts the protocol lines back in
 batches (a few redraws a second, never one per token). Widgets are touched on
 the main thread only. The app process never imports torch: the process does.
-Closing the screen (or the app) shuts the process down.
+Closing the screen (or the app) shuts the process down. What is compared and
+computed, apart from widgets and workers, is in ``compare_model``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import queue
 import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,76 +30,13 @@ from textual.worker import Worker, WorkerState
 from stylelora_tui.runs import Run, Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
+from stylelora_tui.screens.compare_model import (
+    DEFAULT_SETTINGS, SETTING_FIELDS, Item, Job, compare_result, default_runs, export_compare, generate_fields,
+    held_out_records, parse_settings, run_choices, score_rows, serve_jobs, status_line, stop_process, style_inputs,
+)
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
-
-FLUSH_S = 0.2  # the reader thread posts what it has at most this often (plus at every finished sample)
-DEFAULT_SETTINGS: dict[str, Any] = {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 200, "n": 5, "seed": 0}
-SETTING_FIELDS = (
-    ("temperature", "Temperature (0 is greedy)", float),
-    ("top_p", "Top-p (0 < p <= 1)", float),
-    ("max_new_tokens", "Max new tokens", int),
-    ("n", "Samples per side (n, 1-100)", int),
-    ("seed", "Seed of sample 1 (sample i uses seed + i - 1)", int),
-)
-
-
-@dataclass
-class Sample:
-    seed: int
-    text: str = ""
-    done: bool = False
-    tokens: int | None = None
-    stopped: str | None = None
-
-
-@dataclass
-class Item:
-    """One prompt compared: its record, the settings used and every side's samples."""
-
-    record: dict[str, Any]
-    label: str
-    settings: dict[str, Any]
-    samples: dict[str, list[Sample]]
-    finished: bool = False
-    error: str = ""
-
-    @property
-    def key(self) -> str:
-        return str(self.record.get("id") or self.record.get("input"))
-
-
-@dataclass
-class Job:
-    number: int
-    op: str
-    fields: dict[str, Any]
-    rid: str | None = None
-    cancelled: bool = False
-    item: Item | None = None
-
-
-def candidate_runs(workspace: Workspace) -> list[Run]:
-    """Runs that can be compared: a final adapter, or at least one checkpoint."""
-    return [run for run in workspace.runs() if (run.adapter_dir / "adapter_config.json").exists() or run.latest_checkpoint()]
-
-
-def parse_settings(values: dict[str, str], current: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    """The settings typed in the form, checked as the generation process checks them."""
-    new = dict(current)
-    for name, label, kind in SETTING_FIELDS:
-        try:
-            new[name] = kind(values.get(name, current[name]).strip())
-        except (TypeError, ValueError):
-            return None, f"{label}: not a {'whole ' if kind is int else ''}number"
-    if not 1 <= new["n"] <= 100 or new["max_new_tokens"] < 1 or new["temperature"] < 0 or not 0 < new["top_p"] <= 1:
-        return None, "need 1 <= n <= 100, max new tokens >= 1, temperature >= 0 and 0 < top-p <= 1"
-    return new, ""
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 class SamplePane(VerticalScroll):
@@ -196,9 +130,7 @@ class CompareScreen(Screen):
                 except Exception as exc:  # noqa: BLE001 - a RunError: say it
                     self.show_error(str(exc))
             return found
-        candidates = candidate_runs(self.workspace)
-        finished = [r for r in candidates if (r.adapter_dir / "adapter_config.json").exists()]
-        return (finished or candidates)[-1:]
+        return default_runs(self.workspace)
 
     # ----------------------------------------------------------------- the generation session
 
@@ -240,11 +172,8 @@ class CompareScreen(Screen):
             self.query_one(SamplePane).focus()
 
     def _held_out(self, run: Run) -> list[dict[str, Any]]:
-        from stylelora_tui.prompting import read_jsonl
-
         try:
-            path = Path(run.config()["data"]["corpus"]) / "eval.jsonl"
-            return [r for r in read_jsonl(path) if isinstance(r, dict) and r.get("input")] if path.exists() else []
+            return held_out_records(run)
         except Exception as exc:  # noqa: BLE001 - a broken config or corpus: typed prompts still work
             self.notify(f"No held-out prompts: {exc}", severity="warning")
             return []
@@ -267,21 +196,7 @@ class CompareScreen(Screen):
             return
         self.post_message(ModelReady(ready, session))
         try:
-            while (job := jobs.get()) is not None:
-                if job.cancelled:
-                    self.post_message(GenerationBatch(job.number, [{"finished": True, "cancelled": True}]))
-                    continue
-                job.rid = client.request(job.op, **job.fields)
-                if job.cancelled:
-                    client.cancel(job.rid)
-                batch: list[dict[str, Any]] = []
-                last = time.monotonic()
-                for event in client.events(job.rid, timeout=None):
-                    batch.append(event)
-                    now = time.monotonic()
-                    if not ("token" in event and now - last < FLUSH_S):
-                        self.post_message(GenerationBatch(job.number, batch))
-                        batch, last = [], now
+            serve_jobs(client, jobs, lambda number, batch: self.post_message(GenerationBatch(number, batch)))
         except (GenerationProcessError, OSError, ValueError) as exc:
             if not self._closing:
                 self.post_message(ModelFailed(f"The generation process stopped: {exc}", session))
@@ -315,13 +230,7 @@ class CompareScreen(Screen):
         if client is not None:
             client.close(timeout=3)
         self._jobs, self._active, self._gen_job = None, {}, None
-        proc = self._export_proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(self._export_proc)
 
     def on_model_ready(self, message: ModelReady) -> None:
         if message.session != self._session:
@@ -357,15 +266,10 @@ class CompareScreen(Screen):
             self.refresh_prompt(record, label)
             return
         self.cancel_job(self._gen_job)
-        s = self.settings
-        item = Item(dict(record), label, dict(s), {v: [Sample(seed=s["seed"] + i) for i in range(s["n"])] for v in self.variants})
+        item = Item.fresh(record, label, self.settings, self.variants)
         self.items = [old for old in self.items if old.key != item.key] + [item]
         self.current, self.index, self.follow = item, 0, True
-        typed = not record.get("instruction")
-        fields = {"prompt": record["input"]} if typed else {"record": record}
-        self._gen_job = self.submit("generate", {**fields, "variants": self.variants, "n": s["n"], "seed": s["seed"],
-                                                 "temperature": s["temperature"], "top_p": s["top_p"],
-                                                 "max_new_tokens": s["max_new_tokens"]}, item)
+        self._gen_job = self.submit("generate", generate_fields(record, self.settings, self.variants), item)
         self.activity = "generating..."
         self.show_error("")
         self.refresh_prompt()
@@ -390,19 +294,9 @@ class CompareScreen(Screen):
             elif job.op == "eval_loss" and "eval_loss" in event:
                 self.losses[event["variant"]] = {k: event.get(k) for k in ("eval_loss", "perplexity", "tokens")}
             elif job.item is not None and event.get("variant") in job.item.samples:
-                samples = job.item.samples[event["variant"]]
-                i = int(event.get("sample", 0))
-                if not 0 <= i < len(samples):
-                    continue
-                sample = samples[i]
-                sample.seed = int(event.get("seed", sample.seed))
-                if event.get("done"):
-                    sample.text, sample.done = str(event.get("text", "")), True
-                    sample.tokens, sample.stopped = event.get("tokens"), event.get("stopped")
-                elif "token" in event:
-                    sample.text += str(event["token"])
-                    if self.follow and job.item is self.current:
-                        self.index = i
+                streamed = job.item.take(event)
+                if streamed is not None and self.follow and job.item is self.current:
+                    self.index = streamed
         if job.item is not None and job.item is self.current:
             self.refresh_panes()
             self.refresh_status()
@@ -432,15 +326,13 @@ class CompareScreen(Screen):
     # ----------------------------------------------------------------- style score
 
     def score(self) -> None:
-        done = [item for item in self.items if item.finished]
-        if not done:
+        inputs = style_inputs(self.items, self.records, self.variants)
+        if inputs is None:
             return
-        texts = {v: [s.text for item in done for s in item.samples.get(v, []) if s.done] for v in self.variants}
-        author = [str(r.get("output", "")) for r in self.records if r.get("output")]
         self._style_key += 1
         self.style_note = "scoring..."
         self.refresh_scores()
-        self.run_style(author, texts["base"], {v: texts[v] for v in self.variants if v != "base"}, self._style_key)
+        self.run_style(*inputs, self._style_key)
 
     @work(thread=True, group="compare-style", exclusive=True, exit_on_error=False)
     def run_style(self, author: list[str], base: list[str], adapted: dict[str, list[str]], key: int) -> None:
@@ -485,11 +377,8 @@ class CompareScreen(Screen):
         self.query_one("#compare-prompt", Static).update(text)
 
     def refresh_status(self) -> None:
-        s = self.settings
         sample = f"sample {self.index + 1}/{self._count()} · " if self.current else ""
-        model = f" · {Path(str(self.ready.get('model'))).name} on {self.ready.get('device')}" if self.ready else ""
-        line = (f"{sample}{self.activity} · T {s['temperature']} · top-p {s['top_p']} · max {s['max_new_tokens']} · "
-                f"n {s['n']} · seed {s['seed']}{model}")
+        line = status_line(sample + self.activity, self.settings, self.ready)
         self.query_one("#compare-status", Static).update(Text(line, overflow="ellipsis", no_wrap=True))
 
     def refresh_panes(self) -> None:
@@ -502,21 +391,11 @@ class CompareScreen(Screen):
                 continue
             i = min(self.index, len(samples) - 1)
             sample = samples[i]
-            state = (f"{sample.tokens} tok · {sample.stopped}" if sample.done
-                     else "generating..." if sample.text else "waiting")
-            pane.show(sample.text, f"{i + 1}/{len(samples)} · seed {sample.seed} · {state}",
+            pane.show(sample.text, f"{i + 1}/{len(samples)} · seed {sample.seed} · {sample.state}",
                       streaming=not sample.done and bool(sample.text))
 
     def score_rows(self) -> list[tuple[str, str, str, str, str, str]]:
-        style = self.style or {}
-        author = style.get("author", {})
-        rows = [("author", "0", _num(author.get("mean_sentence_length"), 1), _num(author.get("mattr")), "", "")] if style else []
-        for name in self.variants:
-            scores = style.get("variants", {}).get(name, {})
-            loss = self.losses.get(name, {})
-            rows.append((name, _num(scores.get("delta")), _num(scores.get("mean_sentence_length"), 1), _num(scores.get("mattr")),
-                         _num(loss.get("eval_loss")), _num(loss.get("perplexity"), 2)))
-        return rows
+        return score_rows(self.style, self.variants, self.losses)
 
     def refresh_scores(self) -> None:
         table = Table(box=None, expand=True, padding=(0, 1), header_style="bold")
@@ -612,18 +491,11 @@ class CompareScreen(Screen):
         self.app.push_screen(FieldsDialog("Sampling settings", fields, ok="Apply", note="Applying generates the prompt again."), chosen)
 
     def action_pick_runs(self) -> None:
-        current = {str(run.path) for run in self.runs}
-        choices = []
-        for run in candidate_runs(self.workspace):
-            final = (run.adapter_dir / "adapter_config.json").exists()
-            checkpoint = "" if final else f", {run.latest_checkpoint().name}"  # type: ignore[union-attr]
-            choices.append((f"{run.name} ({run.state}{checkpoint})", str(run.path), str(run.path) in current))
-
         def picked(paths: list[str] | None) -> None:
             if paths and paths != [str(run.path) for run in self.runs]:
                 self.set_runs([Run(Path(path)) for path in paths])
 
-        self.app.push_screen(RunPicker(choices), picked)
+        self.app.push_screen(RunPicker(run_choices(self.workspace, self.runs)), picked)
 
     def action_cancel_generation(self) -> None:
         if self._gen_job is not None:
@@ -635,31 +507,8 @@ class CompareScreen(Screen):
 
     def compare_data(self, variants: list[str] | None = None) -> dict[str, Any]:
         """What ``compare_cli`` saves as compare.json, for the prompts compared here."""
-        variants = variants or self.variants
-        run = self.runs[0]
-        items = [item for item in self.items if any(s.done for v in variants for s in item.samples.get(v, []))]
-        settings = (self.current or items[-1]).settings if items else self.settings
-        try:
-            config = run.config()
-        except Exception:  # noqa: BLE001 - the page still has the samples
-            config = {}
-        style = self.style or {}
-        if self.style and len(variants) < len(self.variants):
-            style = {**style, "variants": {v: s for v, s in style.get("variants", {}).items() if v in variants}}
-        from stylelora_tui.compare_cli import build_result, prompt_item
-
-        done = {id(item): {v: [vars(s) for s in item.samples.get(v, []) if s.done] for v in variants} for item in items}
-        return build_result(
-            run_name=", ".join(v for v in variants if v != "base"),
-            ready=self.ready,
-            settings={"samples": settings["n"], "seed": settings["seed"], "temperature": settings["temperature"],
-                      "top_p": settings["top_p"], "max_new_tokens": settings["max_new_tokens"]},
-            variants=variants,
-            items=[prompt_item(item.record, done[id(item)], variants) for item in items],
-            style=style,
-            losses={v: loss for v, loss in self.losses.items() if v in variants},
-            config=config,
-        )
+        return compare_result(self.runs[0], self.items, variants or self.variants, shown=self.variants, current=self.current,
+                              settings=self.settings, ready=self.ready, style=self.style, losses=self.losses)
 
     def action_export(self) -> None:
         if not self.runs or not any(s.done for item in self.items for samples in item.samples.values() for s in samples):
@@ -677,40 +526,11 @@ class CompareScreen(Screen):
 
     @work(thread=True, group="compare-export", exclusive=True, exit_on_error=False)
     def run_export(self, request: ExportRequest, run: Run, data: dict[str, Any]) -> None:
-        from stylelora_tui import compare_html
-        from stylelora_tui.compare_cli import COMPARE_JSON
+        def started(proc: subprocess.Popen) -> None:
+            self._export_proc = proc
 
-        try:
-            path = Path(request.path).expanduser()
-            if path.is_dir():
-                path = path / "compare.html"
-            path = compare_html.write(path, data, run.events())
-            for one in self.runs:  # the model card quotes RUN/compare.json (base vs that run)
-                single = {**data, "run": one.name, "variants": ["base", one.name]}
-                single["prompts"] = [{**p, "samples": {v: p["samples"].get(v, []) for v in single["variants"]}} for p in data["prompts"]]
-                (one.path / COMPARE_JSON).write_text(json.dumps(single, indent=1, ensure_ascii=False), encoding="utf-8")
-        except OSError as exc:
-            self.post_message(ExportDone(None, f"Could not write compare.html: {exc}", False))
-            return
-        if not (request.card or request.merge or request.push):
-            self.post_message(ExportDone(str(path), "", True))
-            return
-        command = [sys.executable, "-m", "stylelora_tui.cli", "export", str(run.path)]
-        command += ["--merge"] if request.merge else []
-        command += ["--push", request.push] if request.push else []
-        lines: list[str] = []
-        try:
-            self._export_proc = proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                                        stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
-            for line in proc.stdout:  # type: ignore[union-attr]
-                lines.append(line.rstrip())
-                self.post_message(ExportProgress(line.strip()))
-            code = proc.wait()
-        except OSError as exc:
-            self.post_message(ExportDone(str(path), f"stylelora-tui export did not start: {exc}", False))
-            return
-        summary = "\n".join(lines[-20:])
-        self.post_message(ExportDone(str(path), f"$ stylelora-tui export {' '.join(command[4:])}\n{summary}", code == 0))
+        result = export_compare(request, run, self.runs, data, lambda line: self.post_message(ExportProgress(line)), started)
+        self.post_message(ExportDone(*result))
 
     def on_export_progress(self, message: ExportProgress) -> None:
         self.activity = f"export: {message.text}"[:80]
