@@ -1,8 +1,9 @@
 """The Corpus section: import texts, browse and filter passages, see stats.
 
-The core pipeline (``stylelora_tui.corpus``) runs in a thread worker; it
-reports progress and results as messages, so the screen stays responsive and
-widgets are only touched on the main thread.
+The core pipeline (``stylelora_tui.corpus``) runs from a thread worker: an
+import or a re-chunk in a child process (``stylelora_tui.isolated``), so even
+a long one never holds the app's GIL. Progress and results come back as
+messages, so widgets are only touched on the main thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportP
 from stylelora_tui.screens.widgets import KeyBar, PathSuggester, TitleBar, bars, chat_renderer, plain_record
 
 VIEWS = ("preview", "stats", "sources")
+# Rows in the passage table at once. A DataTable lays out and measures every row: 12,000
+# rows (forty novels) froze the app for 3 s. Sorting and the filter reach the others.
+MAX_ROWS = 1000
 COLUMNS = (("n", "#"), ("source", "Source"), ("words", "Words"), ("tokens", "Tok"), ("split", "Split"), ("start", "Start"))
 RECHUNK_FIELDS = (("min_words", "Shortest passage (words)"), ("max_words", "Longest passage (words)"),
                   ("input_words", "Prompt words (record input)"), ("output_words", "Continuation words (record output)"))
@@ -107,14 +111,20 @@ class CorpusScreen(Screen):
         def progress(text: str, fraction: float | None = None) -> None:
             self.post_message(ImportProgress(text, fraction))
 
+        # Reading and splitting sources is pure Python: in a child process, so the app stays
+        # responsive (in a thread it would hold the GIL for seconds on a few books).
+        from stylelora_tui.isolated import run_isolated
+
+        errors = (core.PrepareCancelled, core.CorpusError)
         report = None
         if kind == "import":
-            report = core.prepare(sources, out, options, progress, cancel, excluded_ids=ids)
+            report = run_isolated(core.prepare, sources, out, options, progress=progress, cancel=cancel,
+                                  excluded_ids=ids, errors=errors)
             if not report.output_written:
                 self.post_message(ImportFailed("Nothing usable was found.\n\n" + report.format_text(max_rejects=20)))
                 return
         elif kind == "rechunk":
-            report = core.rechunk(out, options, progress, cancel)
+            report = run_isolated(core.rechunk, out, options, progress=progress, cancel=cancel, errors=errors)
         elif kind == "exclude":
             core.set_excluded(out, ids, excluded)
         loaded = core.load_corpus(out)
@@ -147,7 +157,8 @@ class CorpusScreen(Screen):
         self.render_record, self.render_note = message.renderer, message.render_note
         self.fill_table()
         self.fill_side()
-        self._status(message.note + (f" | {self.render_note}" if self.render_note else ""))
+        capped = f" | the table holds {MAX_ROWS}: filter (/) or sort (s) for the rest" if len(self.corpus.passages) > MAX_ROWS else ""
+        self._status(message.note + capped + (f" | {self.render_note}" if self.render_note else ""))
 
     def on_import_failed(self, message: ImportFailed) -> None:
         self.query_one("#progress-row").display = False
@@ -188,7 +199,8 @@ class CorpusScreen(Screen):
             except CellDoesNotExist:
                 keep = None
         table.clear()
-        for p in self.visible_passages():
+        visible = self.visible_passages()
+        for p in visible[:MAX_ROWS]:
             split = "excl" if p.excluded else (p.split or "-")
             start = " ".join(p.text.split())[:40]
             table.add_row(p.n, _source_label(p.source), p.words, p.tokens, split, start, key=p.id)
@@ -196,7 +208,10 @@ class CorpusScreen(Screen):
             table.move_cursor(row=table.get_row_index(keep))
         total = len(self.corpus.passages) if self.corpus else 0
         arrow = "v" if self.sort_reverse else "^"
-        table.border_title = f"{table.row_count}/{total} passages, by {self.sort_column} {arrow}"
+        if len(visible) > MAX_ROWS:
+            table.border_title = f"first {MAX_ROWS} of {len(visible)}/{total}, by {self.sort_column} {arrow}"
+        else:
+            table.border_title = f"{table.row_count}/{total} passages, by {self.sort_column} {arrow}"
         self.show_preview()
 
     def _progress(self) -> tuple[Any, Static]:

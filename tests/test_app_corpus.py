@@ -150,3 +150,25 @@ def test_chat_template_rendered_without_transformers(tmp_path: Path) -> None:
     assert text == "<s><|user|>Continue:\n\nThe sea<|end|><|assistant|>was grey.</s>"
     render, note = chat_renderer("nobody/unknown-model")
     assert render is None and "plain rendering" in note
+
+
+async def test_table_holds_a_bounded_number_of_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corpus of forty novels must not freeze the app: the table holds MAX_ROWS, sort and filter reach the rest."""
+    from stylelora_tui.screens import corpus as corpus_screen
+
+    monkeypatch.setattr(corpus_screen, "MAX_ROWS", 5)
+    books = write_books(tmp_path / "books", files=3, paragraphs=6)
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await import_folder(pilot, books)
+        screen = app.screen
+        table = screen.query_one("#passages")
+        total = len(screen.corpus.passages)
+        assert total > 5 and table.row_count == 5
+        assert table.border_title.startswith(f"first 5 of {total}/{total}")
+        assert "the table holds 5" in str(screen.query_one("#corpus-status").render())
+        await pilot.press("s")  # reversed: the last passages come first
+        assert table.get_row_at(0)[0] == max(p.n for p in screen.corpus.passages)
+        screen.query_one("#filter").value = "Chapter2para"
+        await settle(pilot)
+        assert table.row_count == sum("Chapter2para" in p.text for p in screen.corpus.passages) <= 5
