@@ -49,7 +49,8 @@ def test_errors_keep_their_type_or_are_named(tmp_path: Path) -> None:
 def test_a_killed_child_is_reported(tmp_path: Path) -> None:
     def kill_children(text: str, fraction: float | None = None) -> None:
         for child in psutil.Process().children():
-            child.kill()
+            if "stylelora_tui.isolated" in child.cmdline():
+                child.kill()
 
     with pytest.raises(IsolatedProcessDied, match="ended without a result"):
         run_isolated(core.prepare, [str(_book(tmp_path / "books"))], tmp_path / "out", core.PrepareOptions(),
