@@ -4,7 +4,7 @@
 
 (a) ``adapter``: the base model with the LoRA adapter (PEFT); base outputs
     come from the same weights under ``disable_adapter()`` (what
-    ``stylelora_tui.generation`` does).
+    ``stylelora_tui.generation.server`` does).
 (b) ``separate``: the base model and the merged model loaded side by side.
 (0) ``baseline``: the same imports, no model: the floor both share.
 
@@ -109,7 +109,7 @@ def prepare(base: str, out: Path) -> None:
 def resolve_model(name: str, scratch: Path) -> tuple[str, str]:
     if name in ("demo", "auto"):
         try:
-            from stylelora_tui.demo import DemoUnavailable, ensure_demo_model
+            from stylelora_tui.training.models import DemoUnavailable, ensure_demo_model
 
             return str(ensure_demo_model(lambda m: print(m, file=sys.stderr))), "SmolLM2-135M-Instruct (demo, float32)"
         except DemoUnavailable as exc:
@@ -117,7 +117,7 @@ def resolve_model(name: str, scratch: Path) -> tuple[str, str]:
                 raise SystemExit(str(exc))
             name = "tiny"
     if name == "tiny":
-        from stylelora_tui.tiny import build_tiny_llama
+        from stylelora_tui.training.tiny import build_tiny_llama
 
         return str(build_tiny_llama(scratch / "tiny", [PROMPT] * 50)), "tiny random Llama (hidden 64, 2 layers)"
     return name, name

@@ -58,7 +58,8 @@ print(json.dumps({"last_step": step, "last_time": last_time, "events": step}))
 
 def make_run(root: Path):
     from stylelora_tui import config as config_mod
-    from stylelora_tui.runs import Workspace, create_run
+    from stylelora_tui.runs.workspace import Workspace
+    from stylelora_tui.runs.control import create_run
 
     workspace = Workspace(root).ensure()
     (root / "corpus").mkdir(exist_ok=True)
@@ -66,7 +67,7 @@ def make_run(root: Path):
 
 
 async def measure(rate: int, seconds: float) -> dict:
-    from stylelora_tui.runs import process_start_time
+    from stylelora_tui.runs.run import process_start_time
     from stylelora_tui.screens.app import make_app
     from stylelora_tui.screens.train import TrainScreen
 

@@ -42,9 +42,9 @@ def main() -> int:
 
     from stylelora_tui import config as config_mod
     from stylelora_tui.demo import demo_corpus_dir, ensure_demo_workspace
-    from stylelora_tui.events import read_events
-    from stylelora_tui.runs import Run
-    from stylelora_tui.tiny import build_tiny_llama
+    from stylelora_tui.runs.events import read_events
+    from stylelora_tui.runs.run import Run
+    from stylelora_tui.training.tiny import build_tiny_llama
 
     with tempfile.TemporaryDirectory(prefix="stylelora-gpu-lab-") as tmp:
         workspace = Path(tmp)
@@ -60,7 +60,7 @@ def main() -> int:
             path = workspace / "configs" / f"lab-{backend}.yaml"
             config_mod.save(path, cfg)
             started = time.time()
-            out = subprocess.run([sys.executable, "-m", "stylelora_tui.cli", "train", "-w", str(workspace), str(path)],
+            out = subprocess.run([sys.executable, "-m", "stylelora_tui.cli.main", "train", "-w", str(workspace), str(path)],
                                  capture_output=True, text=True)
             run = sorted((workspace / "runs").iterdir())[-1]
             events = read_events(Run(run).events_path)

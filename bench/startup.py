@@ -48,8 +48,8 @@ if kind == "bare":
     Bare().run(headless=True, size=(80, 24))
 else:
     # The real start-up path of `stylelora-tui WORKSPACE`: the CLI's parser, then app_cli.
-    from stylelora_tui import app_cli
-    from stylelora_tui.cli import build_parser
+    from stylelora_tui.cli import app as app_cli
+    from stylelora_tui.cli.main import build_parser
 
     app = app_cli.build_app(build_parser("open").parse_args(["open", workspace]))
     app.__class__ = type("Timed", (type(app),), {"on_ready": on_ready})

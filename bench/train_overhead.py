@@ -87,7 +87,7 @@ def corpus_without_eval(workspace: Path) -> Path:
 
 def run_ours(workspace: Path, model: str, settings: dict) -> dict:
     from stylelora_tui import config as config_mod
-    from stylelora_tui.events import read_events
+    from stylelora_tui.runs.events import read_events
 
     cfg = config_mod.defaults()
     cfg["model"].update(name=model, max_seq_length=settings["max_seq_length"], load_in_4bit=settings["load_in_4bit"], backend="unsloth")
@@ -99,11 +99,11 @@ def run_ours(workspace: Path, model: str, settings: dict) -> dict:
     config_path = workspace / "configs" / "bench.yaml"
     config_mod.save(config_path, cfg)
     result = subprocess.run(
-        [sys.executable, "-m", "stylelora_tui.cli", "train", "-w", str(workspace), str(config_path), "--detach"],
+        [sys.executable, "-m", "stylelora_tui.cli.main", "train", "-w", str(workspace), str(config_path), "--detach"],
         capture_output=True, text=True, check=True,
     )
     run_dir = Path(result.stdout.strip())
-    from stylelora_tui.runs import Run
+    from stylelora_tui.runs.run import Run
 
     run = Run(run_dir)
     import time
@@ -145,7 +145,7 @@ def main() -> int:
 
     model_path = args.model
     if args.model == "demo":
-        from stylelora_tui.demo import ensure_demo_model
+        from stylelora_tui.training.models import ensure_demo_model
 
         model_path = str(ensure_demo_model(print))
     results: dict[str, list[dict]] = {"ours": [], "plain": []}

@@ -15,10 +15,10 @@ from textual.app import App
 from stylelora_tui.screens.commands import CommandsProvider, bindings
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
 from stylelora_tui.themes.settings import Settings
-from stylelora_tui.workspace import Workspace
+from stylelora_tui.runs.workspace import Workspace
 
 if TYPE_CHECKING:
-    from stylelora_tui.runs import Run
+    from stylelora_tui.runs.run import Run
     from stylelora_tui.screens.run_watcher import RunWatcher
 
 SCREENS_DIR = Path(__file__).parent
@@ -124,7 +124,7 @@ class StyleLoraApp(App[int]):
     def current_config(self) -> tuple[dict, Path | None]:
         """The Config section's values (or the newest saved config), validated; raises ConfigError or RunError."""
         from stylelora_tui import config as cfg
-        from stylelora_tui.runs import RunError
+        from stylelora_tui.runs.run import RunError
 
         screen = self.config_screen
         if screen is not None and screen.is_mounted:

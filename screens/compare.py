@@ -1,6 +1,6 @@
 """The Compare section: the same prompt answered by the base model and by adapters, side by side.
 
-One generation process (``stylelora_tui.generation`` behind ``GenerationClient``)
+One generation process (``stylelora_tui.generation.server`` behind ``GenerationClient``)
 holds the base model once with every picked run's adapter; a session thread
 owns it, sends one request at a time and posts the protocol lines back in
 batches (a few redraws a second, never one per token). Widgets are touched on
@@ -27,7 +27,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
-from stylelora_tui.runs import Run, Workspace
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.compare_dialogs import ExportDialog, ExportRequest, RunPicker
 from stylelora_tui.screens.compare_model import (
@@ -180,7 +181,7 @@ class CompareScreen(Screen):
 
     @work(thread=True, group="compare-session", exit_on_error=False)
     def run_session(self, run_dirs: list[str], session: int, jobs: queue.Queue[Job | None]) -> None:
-        from stylelora_tui.generation_client import GenerationClient, GenerationProcessError
+        from stylelora_tui.generation.client import GenerationClient, GenerationProcessError
 
         client = GenerationClient(run_dirs)
         if self._closing:
@@ -336,7 +337,7 @@ class CompareScreen(Screen):
 
     @work(thread=True, group="compare-style", exclusive=True, exit_on_error=False)
     def run_style(self, author: list[str], base: list[str], adapted: dict[str, list[str]], key: int) -> None:
-        from stylelora_tui.stylometry import style_report
+        from stylelora_tui.compare.stylometry import style_report
 
         try:
             self.post_message(StyleReady(style_report(author, base, adapted), key))

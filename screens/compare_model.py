@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from stylelora_tui.runs import Run, Workspace
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
 
 if TYPE_CHECKING:
-    from stylelora_tui.generation_client import GenerationClient
+    from stylelora_tui.generation.client import GenerationClient
     from stylelora_tui.screens.compare_dialogs import ExportRequest
 
 FLUSH_S = 0.2  # the reader thread posts what it has at most this often (plus at every finished sample)
@@ -240,7 +241,7 @@ def compare_result(run: Run, items: list[Item], variants: list[str], *, shown: l
     report = style or {}
     if style and len(variants) < len(shown):
         report = {**report, "variants": {v: s for v, s in report.get("variants", {}).items() if v in variants}}
-    from stylelora_tui.compare_cli import build_result, prompt_item
+    from stylelora_tui.compare.build import build_result, prompt_item
 
     done = {id(item): {v: [vars(s) for s in item.samples.get(v, []) if s.done] for v in variants} for item in items}
     return build_result(
@@ -264,8 +265,8 @@ def export_compare(request: ExportRequest, run: Run, runs: list[Run], data: dict
     ``progress`` gets each line the export prints; ``started`` gets the
     export process, so whoever holds it can stop it on the way out.
     """
-    from stylelora_tui import compare_html
-    from stylelora_tui.compare_cli import COMPARE_JSON
+    from stylelora_tui.compare import html as compare_html
+    from stylelora_tui.compare.build import COMPARE_JSON
 
     try:
         path = Path(request.path).expanduser()
@@ -280,7 +281,7 @@ def export_compare(request: ExportRequest, run: Run, runs: list[Run], data: dict
         return ExportResult(None, f"Could not write compare.html: {exc}", False)
     if not (request.card or request.merge or request.push):
         return ExportResult(str(path), "", True)
-    command = [sys.executable, "-m", "stylelora_tui.cli", "export", str(run.path)]
+    command = [sys.executable, "-m", "stylelora_tui.cli.main", "export", str(run.path)]
     command += ["--merge"] if request.merge else []
     command += ["--push", request.push] if request.push else []
     lines: list[str] = []

@@ -1,6 +1,6 @@
 """The Corpus section: import texts, browse and filter passages, see stats.
 
-The core pipeline (``stylelora_tui.corpus``) runs from a thread worker: an
+The core pipeline (``stylelora_tui.corpus.pipeline``) runs from a thread worker: an
 import or a re-chunk in a child process (``stylelora_tui.isolated``), so even
 a long one never holds the app's GIL. Progress and results come back as
 messages, so widgets are only touched on the main thread.
@@ -104,7 +104,7 @@ class CorpusScreen(Screen):
 
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
     def run_pipeline(self, kind: str, sources: list[str], options: Any, ids: list[str], excluded: bool, cancel: threading.Event) -> None:
-        from stylelora_tui import corpus as core
+        from stylelora_tui.corpus import pipeline as core
 
         out = self.app.workspace.corpus_dir
 
@@ -135,7 +135,7 @@ class CorpusScreen(Screen):
     def _model_name(self) -> str:
         from stylelora_tui import config as cfg
 
-        from stylelora_tui.demo import demo_model_dir
+        from stylelora_tui.training.models import demo_model_dir
 
         newest = self.app.workspace.newest_config()
         try:
@@ -283,7 +283,7 @@ class CorpusScreen(Screen):
         return next((p for p in self.corpus.passages if p.id == key), None)
 
     def show_preview(self) -> None:
-        from stylelora_tui.corpus import passage_to_record
+        from stylelora_tui.corpus.pipeline import passage_to_record
 
         passage = self.current_passage()
         target = self.query_one("#preview-text", Static)
@@ -327,7 +327,7 @@ class CorpusScreen(Screen):
 
     @on(Input.Submitted, "#import-path")
     def _import(self, event: Input.Submitted) -> None:
-        from stylelora_tui.corpus import PrepareOptions
+        from stylelora_tui.corpus.pipeline import PrepareOptions
 
         path = Path(event.value.strip()).expanduser()
         if not event.value.strip():
@@ -394,7 +394,7 @@ class CorpusScreen(Screen):
         def chosen(values: dict[str, str] | None) -> None:
             if not values:
                 return
-            from stylelora_tui.corpus import PrepareOptions
+            from stylelora_tui.corpus.pipeline import PrepareOptions
 
             data = options.to_dict()
             try:

@@ -28,8 +28,9 @@ from typing import Any
 
 from textual.message import Message
 
-from stylelora_tui.events import EventTail
-from stylelora_tui.runs import ACTIVE_STATES, Run, Workspace
+from stylelora_tui.runs.events import EventTail
+from stylelora_tui.runs.run import ACTIVE_STATES, Run
+from stylelora_tui.runs.workspace import Workspace
 
 FULL = 2000  # newest points kept at full resolution
 HEAD = 2000  # older points, thinned to at most this many

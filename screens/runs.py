@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from stylelora_tui import config as cfg
-from stylelora_tui.runs import Run
+from stylelora_tui.runs.run import Run
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import MessageDialog
 from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series

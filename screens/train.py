@@ -21,7 +21,8 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
-from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, create_run, delete, launch, stop
+from stylelora_tui.runs.run import ACTIVE_STATES, Run, RunError
+from stylelora_tui.runs.control import create_run, delete, launch, stop
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
@@ -52,7 +53,7 @@ def number(value: Any, spec: str = ".4f") -> str:
 
 
 def memory(event: dict[str, Any] | None) -> str:
-    from stylelora_tui.estimate import format_bytes
+    from stylelora_tui.training.estimate import format_bytes
 
     if not event or not event.get("memory_bytes"):
         return "-"
@@ -139,8 +140,8 @@ def total_steps(config: dict[str, dict[str, Any]], workspace: Path) -> tuple[int
 
 
 def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> str:
-    from stylelora_tui.backends import choose_backend
-    from stylelora_tui.estimate import estimate_for_config, format_bytes
+    from stylelora_tui.training.backends import choose_backend
+    from stylelora_tui.training.estimate import estimate_for_config, format_bytes
 
     backend, note = choose_backend(config["model"]["backend"])
     steps, records = total_steps(config, workspace)
@@ -166,7 +167,7 @@ def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> str:
 
 
 def memory_hint_text(run: Run, view: RunView) -> str:
-    from stylelora_tui.estimate import estimate_for_config, format_bytes
+    from stylelora_tui.training.estimate import estimate_for_config, format_bytes
 
     try:
         estimate = estimate_for_config(run.config(), search_dirs=(run.path.parent.parent,))

@@ -136,7 +136,7 @@ class KeyBar(Widget, can_focus=False):
 
 def compute_estimate(config: dict, search_dirs: Iterable[Path] = ()) -> tuple[Any, Any]:
     """(estimate, estimate with gradient checkpointing flipped), or (None, None)."""
-    from stylelora_tui import estimate as est
+    from stylelora_tui.training import estimate as est
 
     try:
         main = est.estimate_for_config(config, search_dirs=tuple(search_dirs))
@@ -171,7 +171,7 @@ class EstimatePanel(Static):
         self.update(Text("Estimating...", style="dim"))
 
     def show(self, estimate: Any, flipped: Any) -> None:
-        from stylelora_tui.estimate import format_bytes
+        from stylelora_tui.training.estimate import format_bytes
 
         if estimate is None:
             self.plain = "No estimate: the model's shape is unknown (no local config.json, not in the built-in table)."
@@ -275,7 +275,7 @@ def chat_renderer(model_name: str, search_dirs: Iterable[Path] = ()) -> tuple[Ca
     """
     import json
 
-    from stylelora_tui.model_shapes import find_config
+    from stylelora_tui.training.model_shapes import find_config
 
     try:
         found = find_config(model_name, search_dirs)

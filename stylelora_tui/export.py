@@ -23,8 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from stylelora_tui.events import eval_history, training_history
-from stylelora_tui.runs import Run
+from stylelora_tui.runs.events import eval_history, training_history
+from stylelora_tui.runs.run import Run
 
 DEMO_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 COMPARE_JSON = "compare.json"  # written by `stylelora-tui compare` in the run folder
@@ -169,7 +169,7 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from stylelora_tui.generation import GenerationError, resolve_run
+    from stylelora_tui.generation.server import GenerationError, resolve_run
     from stylelora_tui.prompting import read_jsonl, render_prompt
 
     try:

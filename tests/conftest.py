@@ -35,7 +35,7 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama with a BPE tokenizer trained on the spot (no download)."""
-    from stylelora_tui.tiny import build_tiny_llama
+    from stylelora_tui.training.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), SENTENCES * 20)
 
@@ -94,4 +94,4 @@ def cli_env() -> dict[str, str]:
 
 
 def stylelora_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stylelora_tui.cli", *args]
+    return [sys.executable, "-m", "stylelora_tui.cli.main", *args]

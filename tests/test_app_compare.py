@@ -10,7 +10,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Input, SelectionList
 
-from stylelora_tui.runs import Workspace
+from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.compare import CompareScreen, SamplePane
 from stylelora_tui.screens.compare_dialogs import ExportDialog, RunPicker
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog

@@ -16,8 +16,10 @@ import pytest
 from textual.widgets import DataTable, Static
 
 from stylelora_tui import config as config_mod
-from stylelora_tui.events import EventWriter, read_events, training_history
-from stylelora_tui.runs import Run, Workspace, create_run
+from stylelora_tui.runs.events import EventWriter, read_events, training_history
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.runs.control import create_run
 from stylelora_tui.screens.app import make_app
 from stylelora_tui.screens.config_form import ConfigScreen
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog

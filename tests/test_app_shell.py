@@ -169,7 +169,7 @@ def test_settings_round_trip_and_damaged_file_falls_back() -> None:
 
 
 def test_cli_open_and_demo_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylelora_tui import app_cli
+    from stylelora_tui.cli import app as app_cli
 
     ran = []
 
@@ -200,8 +200,8 @@ def test_cli_open_and_demo_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyP
 async def test_cli_start_pauses_garbage_collection_until_the_first_frame(tmp_path: Path) -> None:
     import gc
 
-    from stylelora_tui import app_cli
-    from stylelora_tui.cli import build_parser
+    from stylelora_tui.cli import app as app_cli
+    from stylelora_tui.cli.main import build_parser
 
     app = app_cli.build_app(build_parser("open").parse_args(["open", str(tmp_path / "ws")]))
     try:

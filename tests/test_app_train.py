@@ -18,8 +18,10 @@ import pytest
 
 from conftest import write_tiny_config
 from stylelora_tui import config as config_mod
-from stylelora_tui.events import read_events, training_history
-from stylelora_tui.runs import Run, Workspace, create_run, launch
+from stylelora_tui.runs.events import read_events, training_history
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.runs.control import create_run, launch
 from stylelora_tui.screens.app import make_app
 from textual.widgets import Static
 

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from conftest import cli_env, stylelora_command
-from stylelora_tui import compare_html
-from stylelora_tui.compare_cli import pick_prompts
+from stylelora_tui.compare import html as compare_html
+from stylelora_tui.compare.build import pick_prompts
 
 EVIL = "<script>alert(1)</script> \"double\" 'single' & </p><img src=x onerror=alert(2)>"
 EVENTS = [

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stylelora_tui import corpus_sources
-from stylelora_tui.corpus import (
+from stylelora_tui.corpus import sources as corpus_sources
+from stylelora_tui.corpus.pipeline import (
     CorpusError,
     PrepareCancelled,
     PrepareOptions,
@@ -27,8 +27,14 @@ from stylelora_tui.corpus import (
     set_excluded,
     split_passages,
 )
-from stylelora_tui.corpus_dedup import find_duplicates
-from stylelora_tui.corpus_text import is_heading, numbered_lines, paragraphs, split_sentences, strip_gutenberg
+from stylelora_tui.corpus.dedup import find_duplicates
+from stylelora_tui.corpus.text import (
+    is_heading,
+    numbered_lines,
+    paragraphs,
+    split_sentences,
+    strip_gutenberg,
+)
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -218,7 +224,7 @@ def test_title_page_contents_and_wrapped_marker_removed(tmp_path, rng):
 
 
 def test_title_lines_are_not_prose():
-    from stylelora_tui.corpus_text import is_title_line
+    from stylelora_tui.corpus.text import is_title_line
 
     for title in ("By Arthur Conan Doyle", "A Scandal in Bohemia", "The Adventure of the Engineer\u2019s Thumb",
                   "IV. The Boscombe Valley Mystery", "The Red-headed League"):
@@ -711,7 +717,7 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, good_jsonl, monkeypatc
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("stylelora_tui.corpus.os.replace", no_space)
+    monkeypatch.setattr("stylelora_tui.corpus.pipeline.os.replace", no_space)
     with pytest.raises(CorpusError, match="No space left on device"):
         prepare([good_jsonl[0]], out, PrepareOptions(seed=1))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -744,7 +750,7 @@ def test_invalid_options(tmp_path, good_jsonl):
 
 def test_core_imports_nothing_heavy():
     code = (
-        "import sys, stylelora_tui.corpus, stylelora_tui.corpus_cli\n"
+        "import sys, stylelora_tui.corpus.pipeline, stylelora_tui.cli.corpus\n"
         "heavy = ('textual', 'torch', 'transformers', 'trl', 'peft', 'unsloth', 'tokenizers', 'datasets')\n"
         "print([m for m in heavy if m in sys.modules])"
     )

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from stylelora_tui.estimate import (
+from stylelora_tui.training.estimate import (
     CARDS,
     MemoryEstimate,
     ModelShape,
@@ -336,7 +336,7 @@ def test_ten_thousand_estimates_well_under_a_second():
 
 def test_estimator_imports_nothing_heavy():
     code = (
-        "import sys, stylelora_tui.estimate as e; e.estimate_for_config({'model': {'name': 'demo'}});"
+        "import sys, stylelora_tui.training.estimate as e; e.estimate_for_config({'model': {'name': 'demo'}});"
         "bad = [m for m in ('torch', 'transformers', 'textual', 'peft', 'trl', 'unsloth', 'yaml')"
         " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

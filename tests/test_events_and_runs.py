@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from stylelora_tui import config as config_mod
-from stylelora_tui.events import EventTail, EventWriter, eval_history, read_events, training_history
-from stylelora_tui.runs import Run, RunError, Workspace, create_run, launch, pid_alive, stop
+from stylelora_tui.runs.events import EventTail, EventWriter, eval_history, read_events, training_history
+from stylelora_tui.runs.run import Run, RunError, pid_alive
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.runs.control import create_run, launch, stop
 
 
 def test_writer_appends_versioned_flushed_lines(tmp_path: Path):
@@ -107,7 +109,7 @@ def test_a_live_trainer_stays_running_and_stop_signals_it(tmp_path: Path):
     run = make_run(tmp_path)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        from stylelora_tui.runs import process_start_time
+        from stylelora_tui.runs.run import process_start_time
 
         run.update_status(state="running", pid=sleeper.pid, pid_create_time=process_start_time(sleeper.pid))
         assert run.status()["state"] == "running"
@@ -148,7 +150,8 @@ def test_unreadable_status_is_reported_not_raised(tmp_path: Path):
 
 
 def test_delete_refuses_a_live_run_and_removes_a_dead_one(tmp_path: Path):
-    from stylelora_tui.runs import delete, process_start_time
+    from stylelora_tui.runs.control import delete
+    from stylelora_tui.runs.run import process_start_time
 
     run = make_run(tmp_path)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -168,7 +171,7 @@ def test_two_apps_resuming_one_run_at_once_start_one_trainer(tmp_path: Path):
     """Control actions from two app instances are serialised by the run's lock."""
     import threading
 
-    from stylelora_tui.runs import process_start_time
+    from stylelora_tui.runs.run import process_start_time
 
     run = make_run(tmp_path)
     (run.checkpoints_dir / "checkpoint-5").mkdir(parents=True)

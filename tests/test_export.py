@@ -12,7 +12,7 @@ import yaml
 
 from conftest import cli_env, stylelora_command
 from stylelora_tui import export
-from stylelora_tui.runs import Run
+from stylelora_tui.runs.run import Run
 from trained_run import trained_run
 
 FAKE_TOKEN = "hf_FAKEtokenStyleLoraTest0123456789abcd"
@@ -154,7 +154,8 @@ def test_push_without_network_says_so(run):
 
 def test_export_of_a_run_without_adapter_fails_clearly(tmp_path):
     from stylelora_tui import config as config_mod
-    from stylelora_tui.runs import Workspace, create_run
+    from stylelora_tui.runs.workspace import Workspace
+    from stylelora_tui.runs.control import create_run
 
     cfg = config_mod.defaults()
     cfg["model"]["name"] = "demo"

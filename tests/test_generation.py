@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stylelora_tui.generation_client import GenerationClient, GenerationProcessError, samples_by_variant
+from stylelora_tui.generation.client import GenerationClient, GenerationProcessError, samples_by_variant
 from stylelora_tui.prompting import read_jsonl, render_prompt
 from trained_run import trained_run
 
@@ -147,7 +147,7 @@ def test_protocol_lines_are_json_only(run):
     import sys
 
     request = json.dumps({"id": 1, "op": "generate", "prompt": "Fog", "variants": ["base"], "n": 1, "temperature": 0, "max_new_tokens": 2})
-    out = subprocess.run([sys.executable, "-m", "stylelora_tui.generation", str(run.path)], input=request + "\n",
+    out = subprocess.run([sys.executable, "-m", "stylelora_tui.generation.server", str(run.path)], input=request + "\n",
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]

@@ -27,18 +27,37 @@ def _run(code: str, tmp_path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+UI_PACKAGES = ("stylelora_tui.screens", "stylelora_tui.themes")
+# Entry points that run their process when imported.
+PROCESS_MAINS = ("stylelora_tui.cli.__main__",)
+
+
 def core_modules() -> list[str]:
+    """Every module of every core subpackage (the UI packages excluded)."""
     names = []
-    for info in pkgutil.iter_modules(stylelora_tui.__path__):
-        if info.name in ("screens", "themes") or info.ispkg and info.name != "data":
+    for info in pkgutil.walk_packages(stylelora_tui.__path__, prefix="stylelora_tui."):
+        if info.name.startswith(UI_PACKAGES) or info.name in PROCESS_MAINS:
             continue
-        names.append(f"stylelora_tui.{info.name}")
+        names.append(info.name)
     return names
+
+
+def test_core_modules_cover_every_subpackage() -> None:
+    modules = set(core_modules())
+    root = Path(stylelora_tui.__file__).parent
+    on_disk = {
+        ".".join(("stylelora_tui", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        for path in root.rglob("*.py")
+    } - set(PROCESS_MAINS)
+    assert on_disk <= modules | {"stylelora_tui"}, sorted(on_disk - modules)
+    for package in ("cli", "corpus", "runs", "training", "generation", "compare"):
+        assert any(name.startswith(f"stylelora_tui.{package}.") for name in modules), package
 
 
 def test_core_never_imports_textual(tmp_path: Path) -> None:
     modules = core_modules()
-    assert "stylelora_tui.config" in modules and "stylelora_tui.app_cli" in modules
+    assert "stylelora_tui.config" in modules and "stylelora_tui.cli.app" in modules
+    assert "stylelora_tui.runs.events" in modules and "stylelora_tui.training.trainer" in modules
     result = _run(
         f"""
         import importlib, json, sys

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stylelora_tui import corpus as core
+from stylelora_tui.corpus import pipeline as core
 from stylelora_tui.isolated import IsolatedProcessDied, run_isolated
 
 ERRORS = (core.PrepareCancelled, core.CorpusError)

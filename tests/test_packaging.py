@@ -24,3 +24,6 @@ def test_wheel_holds_only_the_stylelora_tui_namespace(tmp_path: Path):
     assert len([n for n in names if n.startswith("stylelora_tui/data/demo_corpus/") and n.endswith(".md")]) >= 30
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "stylelora-tui = stylelora_tui.cli:main" in entry_points
+    # Every core subpackage ships (a package left out of pyproject's list would not).
+    for package in ("cli", "corpus", "runs", "training", "generation", "compare"):
+        assert f"stylelora_tui/{package}/__init__.py" in names, package

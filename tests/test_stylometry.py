@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from stylelora_tui import stylometry as sty
+from stylelora_tui.compare import stylometry as sty
 
 # The author: short second-person sentences, "you", "the", "and".
 AUTHOR_SENTENCES = [

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from conftest import cli_env, stylelora_command, write_tiny_config
-from stylelora_tui.events import read_events, training_history
-from stylelora_tui.runs import Run, Workspace
+from stylelora_tui.runs.events import read_events, training_history
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["unsloth", "peft"]

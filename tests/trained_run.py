@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli_env, stylelora_command, write_corpus, write_tiny_config
-from stylelora_tui.runs import Run, Workspace
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
 
 _TRAINED: dict[str, Run] = {}
 

@@ -1,39 +1,23 @@
-"""``stylelora-tui compare RUN [-o compare.html]``: base vs adapted, scored, in one page.
+"""Building a comparison: base vs adapted samples, scored, as one result.
 
 Prompts come from the run's held-out split (eval.jsonl), so neither side has
 seen them. The generation process (one model in memory; the base is the same
 weights with the adapter disabled) writes N samples per side; the samples are
 scored against the author's held-out passages (``stylometry``) and the
-held-out loss of both sides is computed. The result is saved as
-``RUN/compare.json`` (the model card quotes it) and rendered to compare.html.
+held-out loss of both sides is computed. The result is what ``RUN/compare.json``
+holds (the model card quotes it) and what compare.html renders; the CLI and
+the app build it with the same functions.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from stylelora_tui.runs import Run, RunError, Workspace
+from stylelora_tui.runs.run import Run, RunError
 
 COMPARE_JSON = "compare.json"
-
-
-def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("run", help="run name, unique name prefix, or run directory")
-    parser.add_argument("-o", "--output", type=Path, default=Path("compare.html"), help="HTML file to write (default: compare.html)")
-    parser.add_argument("-w", "--workspace", type=Path, default=None,
-                        help="workspace folder holding runs/ (default: $STYLELORA_WORKSPACE or the current folder)")
-    parser.add_argument("--prompts", type=int, default=3, help="held-out prompts to use (default: 3)")
-    parser.add_argument("--samples", type=int, default=5, help="samples per side and prompt (default: 5, as in the lab)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i (default: 0)")
-    parser.add_argument("--max-new-tokens", type=int, default=150, help="longest sample in tokens (default: 150)")
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (default: 0.7)")
-    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold (default: 0.9)")
 
 
 def pick_prompts(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -70,10 +54,10 @@ def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[
 def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_tokens: int, temperature: float,
             top_p: float, progress: Any = None) -> dict[str, Any]:
     """Generate, score and return the compare result (what compare.json holds)."""
-    from stylelora_tui.generation import GenerationError, resolve_run
-    from stylelora_tui.generation_client import GenerationClient, GenerationProcessError, samples_by_variant
+    from stylelora_tui.generation.server import GenerationError, resolve_run
+    from stylelora_tui.generation.client import GenerationClient, GenerationProcessError, samples_by_variant
     from stylelora_tui.prompting import read_jsonl
-    from stylelora_tui.stylometry import style_report
+    from stylelora_tui.compare.stylometry import style_report
 
     say = progress or (lambda message: None)
     try:
@@ -115,26 +99,3 @@ def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_toke
     style = style_report([r["output"] for r in records], texts["base"], {the_run.name: texts[the_run.name]})
     return build_result(run_name=the_run.name, ready=ready, settings=settings, variants=variants, items=items,
                         style=style, losses=losses, config=cfg)
-
-
-def run(args: argparse.Namespace) -> int:
-    from stylelora_tui import compare_html
-
-    root = args.workspace or Path(os.environ.get("STYLELORA_WORKSPACE", "."))
-    try:
-        the_run = Workspace(Path(root).expanduser().resolve()).find_run(args.run)
-        result = compare(
-            the_run, prompts=args.prompts, samples=args.samples, seed=args.seed, max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature, top_p=args.top_p, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True),
-        )
-    except RunError as exc:
-        print(f"stylelora-tui compare: {exc}", file=sys.stderr)
-        return 2
-    (the_run.path / COMPARE_JSON).write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
-    path = compare_html.write(args.output, result, the_run.events())
-    losses = result["eval_loss"]
-    print(result["style"]["reading"])
-    if "base" in losses and the_run.name in losses:
-        print(f"held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[the_run.name]['eval_loss']:.3f}")
-    print(f"wrote {path}")
-    return 0

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from stylelora_tui.runs import RunError, Workspace
+from stylelora_tui.runs.run import RunError
+from stylelora_tui.runs.workspace import Workspace
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
-from stylelora_tui.corpus_sources import Reject
+from stylelora_tui.corpus.sources import Reject
 
 REPORT_FORMAT_VERSION = 1
 HISTOGRAM_BINS = 10

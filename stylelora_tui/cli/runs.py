@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stylelora_tui import config as config_mod
-from stylelora_tui.runs import ACTIVE_STATES, Run, RunError, Workspace, create_run, launch, stop
+from stylelora_tui.runs.run import ACTIVE_STATES, Run, RunError
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.runs.control import create_run, launch, stop
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:

@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from stylelora_tui.model_shapes import (
-    PROJECTIONS,
-    ModelShape,
-    shape_and_source,
-    shape_for,
-)
+from stylelora_tui.training.model_shapes import PROJECTIONS, ModelShape, shape_and_source, shape_for
 
 __all__ = [
     "ModelShape",

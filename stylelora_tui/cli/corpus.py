@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from stylelora_tui.corpus import CorpusError, PrepareOptions, prepare
-from stylelora_tui.corpus_report import TOKENS_PER_WORD_ESTIMATE
+from stylelora_tui.corpus.pipeline import CorpusError, PrepareOptions, prepare
+from stylelora_tui.corpus.report import TOKENS_PER_WORD_ESTIMATE
 
 _DEFAULTS = PrepareOptions()
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m stylelora_tui.corpus_cli` for debugging
+if __name__ == "__main__":  # pragma: no cover - `python -m stylelora_tui.cli.corpus` for debugging
     _parser = argparse.ArgumentParser(prog="stylelora-tui prepare")
     add_arguments(_parser)
     raise SystemExit(run(_parser.parse_args()))

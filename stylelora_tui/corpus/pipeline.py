@@ -35,15 +35,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from stylelora_tui.corpus_dedup import find_duplicates, normalised_key
-from stylelora_tui.corpus_report import (
+from stylelora_tui.corpus.dedup import find_duplicates, normalised_key
+from stylelora_tui.corpus.report import (
     MAX_LISTED_DUPLICATES,
     TOKENS_PER_WORD_ESTIMATE,
     Distribution,
     PrepareReport,
 )
-from stylelora_tui.corpus_sources import CorpusError, PrepareCancelled, Reject, collect, looks_like_dataset
-from stylelora_tui.corpus_text import split_passages
+from stylelora_tui.corpus.sources import CorpusError, PrepareCancelled, Reject, collect, looks_like_dataset
+from stylelora_tui.corpus.text import split_passages
 
 __all__ = [
     "Corpus", "CorpusError", "Distribution", "Passage", "PrepareCancelled", "PrepareOptions",

@@ -8,7 +8,7 @@
 
 The process's stdout is read by a thread into a queue, so ``events`` can be
 iterated with a timeout and a second thread can ``cancel`` meanwhile. See
-``stylelora_tui.generation`` for the protocol.
+``stylelora_tui.generation.server`` for the protocol.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class GenerationClient:
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.process = subprocess.Popen(
-            [self.python, "-m", "stylelora_tui.generation", *self.run_dirs],
+            [self.python, "-m", "stylelora_tui.generation.server", *self.run_dirs],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", bufsize=1, env=env,
         )

@@ -15,15 +15,15 @@ from stylelora_tui import __version__
 # name -> (module, help). The module provides ``add_arguments(parser)`` and
 # ``run(args) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("stylelora_tui.corpus_cli", "turn books, blogs or style.jsonl into training data"),
-    "train": ("stylelora_tui.runs_cli", "start (or --resume) a training run and follow it"),
-    "attach": ("stylelora_tui.runs_cli", "follow a running or finished run"),
-    "stop": ("stylelora_tui.runs_cli", "stop a run: checkpoint, then end as 'stopped'"),
-    "runs": ("stylelora_tui.runs_cli", "list the workspace's runs"),
-    "compare": ("stylelora_tui.compare_cli", "generate base vs adapted samples and write compare.html"),
-    "export": ("stylelora_tui.export_cli", "write the model card, merge the adapter, push to the Hub"),
-    "open": ("stylelora_tui.app_cli", "open the app on a workspace folder (the default)"),
-    "demo": ("stylelora_tui.app_cli", "open the app on the demo workspace"),
+    "prepare": ("stylelora_tui.cli.corpus", "turn books, blogs or style.jsonl into training data"),
+    "train": ("stylelora_tui.cli.runs", "start (or --resume) a training run and follow it"),
+    "attach": ("stylelora_tui.cli.runs", "follow a running or finished run"),
+    "stop": ("stylelora_tui.cli.runs", "stop a run: checkpoint, then end as 'stopped'"),
+    "runs": ("stylelora_tui.cli.runs", "list the workspace's runs"),
+    "compare": ("stylelora_tui.cli.compare", "generate base vs adapted samples and write compare.html"),
+    "export": ("stylelora_tui.cli.export", "write the model card, merge the adapter, push to the Hub"),
+    "open": ("stylelora_tui.cli.app", "open the app on a workspace folder (the default)"),
+    "demo": ("stylelora_tui.cli.app", "open the app on the demo workspace"),
 }
 
 

@@ -38,8 +38,9 @@ def train_demo(root: Path) -> int:
     """The headless demo: train configs/demo.yaml of the demo workspace and follow it."""
     from stylelora_tui import config as config_mod
     from stylelora_tui.demo import DEMO_CONFIG_NAME
-    from stylelora_tui.runs import Workspace, create_run, launch
-    from stylelora_tui.runs_cli import follow
+    from stylelora_tui.runs.workspace import Workspace
+    from stylelora_tui.runs.control import create_run, launch
+    from stylelora_tui.cli.runs import follow
 
     workspace = Workspace(root)
     config_path = workspace.configs_dir / DEMO_CONFIG_NAME

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from stylelora_tui.events import eval_history, training_history
+from stylelora_tui.runs.events import eval_history, training_history
 
 CSS = """
 :root { --fg: #1d232a; --muted: #5b6570; --bg: #fbfaf7; --card: #ffffff; --line: #dcd8cf; --accent: #2f6f8f; --base: #8a6d3b; }

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from stylelora_tui.corpus_text import (
+from stylelora_tui.corpus.text import (
     CleanStats,
     NumberedLine,
     RawPassage,

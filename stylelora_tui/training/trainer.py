@@ -1,4 +1,4 @@
-"""The trainer process: ``python -m stylelora_tui.trainer RUN_DIR [--resume]``.
+"""The trainer process: ``python -m stylelora_tui.training.trainer RUN_DIR [--resume]``.
 
 Started by ``runs.launch`` in its own session with its output in
 ``trainer.log``, it outlives whoever started it. It reads the run's resolved
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from stylelora_tui import config as config_mod
-from stylelora_tui.events import EventWriter, clean_number
-from stylelora_tui.runs import Run, process_start_time
+from stylelora_tui.runs.events import EventWriter, clean_number
+from stylelora_tui.runs.run import Run, process_start_time
+from stylelora_tui.training.models import ModelUnavailable, resolve_model_path
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
 OOM_HINT = (
@@ -221,25 +222,6 @@ def make_callback(
     return EventsCallback()
 
 
-def resolve_model_path(name: str, log: Any) -> str:
-    """A local folder for ``demo`` and ``.gguf`` files; Hub ids pass through."""
-    from stylelora_tui import demo
-
-    if name == config_mod.DEMO_MODEL:
-        try:
-            return str(demo.ensure_demo_model(log))
-        except demo.DemoUnavailable as exc:
-            raise TrainingFailure(str(exc), "model") from None
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf":
-        if not path.exists():
-            raise TrainingFailure(f"model file {path} does not exist", "model")
-        return str(demo.gguf_to_folder(path, log))
-    if config_mod.looks_like_path(name) and not path.exists():
-        raise TrainingFailure(f"model folder {path} does not exist", "model")
-    return name
-
-
 def _model_load_failure(name: str, exc: BaseException) -> TrainingFailure | None:
     text = f"{type(exc).__name__}: {exc}"
     markers = ("is not a local folder", "RepositoryNotFound", "not a valid model identifier", "LocalEntryNotFound",
@@ -262,7 +244,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     if problems:
         raise TrainingFailure("; ".join(str(p) for p in problems), "config")
 
-    from stylelora_tui import backends
+    from stylelora_tui.training import backends
     from stylelora_tui.prompting import read_jsonl, tokenize_records
 
     backend, backend_note = backends.choose_backend(cfg["model"]["backend"])
@@ -277,7 +259,10 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         from_step = int(checkpoint.name.rsplit("-", 1)[-1])
         writer.write("resume", from_step=from_step, checkpoint=str(checkpoint), durable=True)
 
-    model_path = resolve_model_path(cfg["model"]["name"], lambda message: print(f"[stylelora] {message}", flush=True))
+    try:
+        model_path = resolve_model_path(cfg["model"]["name"], lambda message: print(f"[stylelora] {message}", flush=True))
+    except ModelUnavailable as exc:
+        raise TrainingFailure(str(exc), "model") from None
     if stop.requested:
         return "stopped"
     try:
@@ -409,7 +394,7 @@ def classify(exc: BaseException) -> tuple[str, str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stylelora_tui.trainer")
+    parser = argparse.ArgumentParser(prog="python -m stylelora_tui.training.trainer")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)

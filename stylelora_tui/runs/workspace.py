@@ -1,17 +1,15 @@
 """A workspace: a folder with ``corpus/``, ``configs/`` and ``runs/``.
 
-Kept apart from ``runs`` (which re-exports it) so that opening the app, which
-needs only the folders, does not import the run machinery and the config schema.
+Light on purpose: the app opens on it before its first frame, so it imports
+the run folder (``runs.run``) but not the config schema or launch machinery.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from stylelora_tui.runs import Run
+from stylelora_tui.runs.run import Run, RunError
 
 
 @dataclass(frozen=True)
@@ -40,18 +38,14 @@ class Workspace:
         saved = sorted(self.configs_dir.glob("*.yaml"), key=lambda path: path.stat().st_mtime)
         return saved[-1] if saved else None
 
-    def runs(self) -> list["Run"]:
+    def runs(self) -> list[Run]:
         if not self.runs_dir.is_dir():
             return []
-        from stylelora_tui.runs import Run
-
         found = [Run(path) for path in self.runs_dir.iterdir() if (path / "config.yaml").exists()]
         return sorted(found, key=lambda run: run.path.name)
 
-    def find_run(self, name_or_path: str) -> "Run":
+    def find_run(self, name_or_path: str) -> Run:
         """A run by folder path, by name, or by unique name prefix."""
-        from stylelora_tui.runs import Run, RunError
-
         direct = Path(name_or_path).expanduser()
         if (direct / "config.yaml").exists():
             return Run(direct)

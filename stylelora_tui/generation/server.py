@@ -1,4 +1,4 @@
-"""The generation process: ``python -m stylelora_tui.generation RUN_DIR [RUN_DIR...]``.
+"""The generation process: ``python -m stylelora_tui.generation.server RUN_DIR [RUN_DIR...]``.
 
 It loads the base model once and each run's adapter under its own PEFT name,
 then answers JSON-line requests on stdin, one at a time, with JSON lines on
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stylelora_tui.prompting import read_jsonl, render_prompt, tokenize_records
-from stylelora_tui.runs import Run
+from stylelora_tui.runs.run import Run
 
 DEFAULT_INSTRUCTION = "Continue in the author's style:"
 BASE = "base"
@@ -100,11 +100,11 @@ def resolve_run(run_dir: str | Path) -> RunAdapter:
         base_path = start.get("model_path")
     if not base_path or (base_path.startswith(("/", ".", "~")) and not Path(base_path).exists()):
         # The run was moved or the cache cleared: resolve the name again (demo, .gguf, Hub id).
-        from stylelora_tui.trainer import TrainingFailure, resolve_model_path
+        from stylelora_tui.training.models import ModelUnavailable, resolve_model_path
 
         try:
             base_path = resolve_model_path(base_model, lambda message: print(message, file=sys.stderr))
-        except TrainingFailure as exc:
+        except ModelUnavailable as exc:
             raise GenerationError(str(exc)) from None
     adapter_name = re.sub(r"[^A-Za-z0-9_-]", "_", run.name)
     return RunAdapter(run, adapter_dir, adapter_name, base_model, str(base_path), cfg, note)
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)
-        return fatal("usage: python -m stylelora_tui.generation RUN_DIR [RUN_DIR...]") if not argv else 0
+        return fatal("usage: python -m stylelora_tui.generation.server RUN_DIR [RUN_DIR...]") if not argv else 0
     try:
         engine = Engine([resolve_run(path) for path in argv])
         engine.load()
