@@ -28,13 +28,8 @@ from stylelora_tui.corpus.pipeline import (
     split_passages,
 )
 from stylelora_tui.corpus.dedup import find_duplicates
-from stylelora_tui.corpus.text import (
-    is_heading,
-    numbered_lines,
-    paragraphs,
-    split_sentences,
-    strip_gutenberg,
-)
+from stylelora_tui.corpus.passages import split_sentences
+from stylelora_tui.corpus.text import is_heading, numbered_lines, paragraphs, strip_gutenberg
 
 # --- helpers -------------------------------------------------------------------------
 
@@ -497,6 +492,29 @@ def test_missing_path_empty_folder_unsupported_and_hidden_files(tmp_path, rng):
         f"{folder / 'b.md'}:1", f"{folder / 'sub' / 'a.txt'}:1"]
 
 
+def test_symbolic_link_loops_and_broken_links_are_named_not_followed_forever(tmp_path, rng):
+    folder = tmp_path / "books"
+    (folder / "more").mkdir(parents=True)
+    (folder / "a.txt").write_text(paragraph(rng, 150), encoding="utf-8")
+    (folder / "more" / "b.txt").write_text(paragraph(rng, 150), encoding="utf-8")
+    (folder / "more" / "up").symlink_to(folder)  # a folder link back to the top: a cycle
+    (folder / "self").symlink_to(folder / "self")  # a link to itself (ELOOP)
+    (folder / "gone.txt").symlink_to(tmp_path / "deleted.txt")
+    (folder / "again.txt").symlink_to(folder / "a.txt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "c.txt").write_text(paragraph(rng, 150), encoding="utf-8")
+    (folder / "linked").symlink_to(elsewhere)  # a link to another folder is followed
+    report = prepare([folder], tmp_path / "out")
+    assert sorted(str(s) for s in report.skipped_files) == sorted([
+        f"{folder / 'again.txt'}: skipped: same file as {folder / 'a.txt'}",
+        f"{folder / 'gone.txt'}: skipped: broken symbolic link to {tmp_path / 'deleted.txt'}",
+        f"{folder / 'more' / 'up'}: skipped: symbolic link loop (points back to {folder})",
+        f"{folder / 'self'}: skipped: symbolic link loop",
+    ])
+    assert report.files_read == 3 and report.passages == 3
+
+
 def _long_line(rng: random.Random, megabytes: int) -> str:
     parts, size = [], 0
     while size < megabytes * 1_000_000:
@@ -717,7 +735,7 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, good_jsonl, monkeypatc
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("stylelora_tui.corpus.pipeline.os.replace", no_space)
+    monkeypatch.setattr("stylelora_tui.corpus.folder.os.replace", no_space)
     with pytest.raises(CorpusError, match="No space left on device"):
         prepare([good_jsonl[0]], out, PrepareOptions(seed=1))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

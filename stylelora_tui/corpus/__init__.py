@@ -1,6 +1,8 @@
 """The corpus pipeline: raw books, blogs and JSONL in, clean training records out.
 
-``sources`` reads files and folders (reporting every bad line), ``text``
-cleans and splits prose into passages, ``dedup`` drops near-duplicates,
-``report`` counts what happened, and ``pipeline`` ties them into ``prepare``.
+``sources`` reads files, folders and datasets (reporting every bad line),
+``text`` cleans prose into paragraphs, ``passages`` cuts sentences and
+passages, ``dedup`` drops near-duplicates, ``records`` makes the lab's
+instruction records, ``report`` counts what happened, ``folder`` writes and
+reads a prepared folder, and ``pipeline`` ties them into ``prepare``.
 """

@@ -1,21 +1,10 @@
 """The corpus pipeline: author's text in, the lab's training records out.
 
 ``prepare(sources, out_dir)`` reads books (.txt/.md), ``style.jsonl`` files and
-Hugging Face datasets, splits them into passages, drops duplicates, and writes
-a corpus folder:
-
-- ``style.jsonl``: the included passages, the lab's format plus provenance:
-  ``{"text", "id", "source": "file:line", "n", "words", "tokens"}``.
-- ``excluded.jsonl``: passages excluded by hand (same fields), so they can be
-  included again without re-reading the sources.
-- ``train.jsonl`` / ``eval.jsonl``: one instruction record per passage,
-  ``{"instruction", "input", "output", "id", "source"}``; a passage is in one
-  split only.
-- ``report.json``: :class:`PrepareReport`, including the original sources and
-  options so :func:`rechunk` can re-read them.
-
-Every file is written to a temporary name and renamed; ``report.json`` is
-renamed last, so a folder with a report is always complete.
+Hugging Face datasets (``sources``), splits them into passages (``text``),
+drops duplicates (``dedup``), makes the lab's records (``records``) and writes
+a corpus folder (``folder``, which documents its files). ``set_excluded`` and
+``rechunk`` change a prepared folder in place.
 
 This module is safe for the TUI to call from a worker thread: it imports
 nothing heavy (``tokenizers`` and ``datasets`` are imported lazily, only when
@@ -24,13 +13,7 @@ used) and never Textual, torch or transformers.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-import os
-import re
 import threading
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -42,8 +25,11 @@ from stylelora_tui.corpus.report import (
     Distribution,
     PrepareReport,
 )
-from stylelora_tui.corpus.sources import CorpusError, PrepareCancelled, Reject, collect, looks_like_dataset
-from stylelora_tui.corpus.text import split_passages
+from stylelora_tui.corpus.collect import collect
+from stylelora_tui.corpus.sources import CorpusError, PrepareCancelled, Reject, looks_like_dataset
+from stylelora_tui.corpus.folder import Corpus, Passage, load_corpus, write_folder
+from stylelora_tui.corpus.records import PrepareOptions, held_out_ids, passage_to_record
+from stylelora_tui.corpus.passages import split_passages
 
 __all__ = [
     "Corpus", "CorpusError", "Distribution", "Passage", "PrepareCancelled", "PrepareOptions",
@@ -51,129 +37,7 @@ __all__ = [
     "set_excluded", "split_passages",
 ]
 
-# A record needs this many output words (or output_words, if smaller); fewer
-# teach the model little about how the author continues.
-MIN_OUTPUT_WORDS = 50
-
 ProgressCallback = Callable[[str, float], None]
-
-
-@dataclass
-class PrepareOptions:
-    min_words: int = 100
-    max_words: int = 500
-    input_words: int = 50
-    output_words: int = 200
-    instruction: str = "Continue in the author's style:"
-    eval_fraction: float = 0.1
-    seed: int = 3407
-    tokenizer: str | None = None  # tokenizer.json, a model folder holding one, or a cached Hub id
-    near_duplicate_threshold: float = 0.9  # Jaccard of word 5-grams; above 1 disables near-dedup
-    text_column: str = "text"  # for Hugging Face datasets
-
-    @property
-    def min_record_words(self) -> int:
-        return self.input_words + min(MIN_OUTPUT_WORDS, self.output_words)
-
-    @property
-    def target_words(self) -> int:
-        """Passages aim at input + output words: longer ones would be cut off in the record anyway."""
-        return max(self.min_words, min(self.max_words, self.input_words + self.output_words))
-
-    def validate(self) -> list[str]:
-        problems = []
-        for name in ("min_words", "max_words", "input_words", "output_words"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                problems.append(f"{name} must be a whole number of at least 1 (got {value!r})")
-        if not problems and self.max_words < self.min_words:
-            problems.append(f"max_words ({self.max_words}) is below min_words ({self.min_words})")
-        if not 0 <= self.eval_fraction < 1:
-            problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction!r})")
-        if not 0 < self.near_duplicate_threshold:
-            problems.append(f"near_duplicate_threshold must be above 0 (got {self.near_duplicate_threshold!r})")
-        if not self.instruction.strip():
-            problems.append("instruction must not be empty")
-        return problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PrepareOptions":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class Passage:
-    id: str
-    n: int  # position in source order
-    text: str
-    source: str  # "path:line"
-    words: int
-    tokens: int
-    excluded: bool = False
-    split: str | None = None  # "train", "eval", or None when it makes no record
-
-    def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "id": self.id, "source": self.source, "n": self.n,
-                "words": self.words, "tokens": self.tokens}
-
-
-@dataclass
-class Corpus:
-    """A prepared corpus folder, read back."""
-
-    out_dir: Path
-    passages: list[Passage]
-    train: list[dict[str, Any]]
-    eval: list[dict[str, Any]]
-    report: PrepareReport
-    options: PrepareOptions
-
-    def record_for(self, passage_id: str) -> dict[str, Any] | None:
-        for record in (*self.train, *self.eval):
-            if record["id"] == passage_id:
-                return record
-        return None
-
-
-# --- Records -------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=32)
-def _first_words(count: int) -> re.Pattern[str]:
-    """Matches up to ``count`` leading words with the whitespace between them (in C, not a Python loop)."""
-    return re.compile(r"\S+(?:\s+\S+){0,%d}" % (count - 1))
-
-
-def passage_to_record(text: str, options: PrepareOptions | None = None) -> dict[str, str] | None:
-    """The lab's instruction record for a passage, or None if it is too short for one.
-
-    ``input`` is the first ``input_words`` words, ``output`` the next
-    ``output_words`` (fewer is fine down to ``MIN_OUTPUT_WORDS``). Both keep the
-    passage's own paragraph breaks, which are part of an author's style.
-    """
-    options = options or PrepareOptions()
-    text = text.strip()
-    head = _first_words(options.input_words).match(text)
-    if head is None or len(head.group().split()) < options.input_words:
-        return None
-    rest = text[head.end() :].lstrip()
-    tail = _first_words(options.output_words).match(rest)
-    if tail is None or len(tail.group().split()) < options.min_record_words - options.input_words:
-        return None
-    return {"instruction": options.instruction, "input": head.group(), "output": tail.group()}
-
-
-def _eval_ids(ids: list[str], options: PrepareOptions) -> set[str]:
-    """Held-out passages: the same seed always picks the same ones, and excluding a
-    passage never moves another passage between train and eval."""
-    if options.eval_fraction <= 0 or len(ids) < 2:
-        return set()
-    count = min(len(ids) - 1, max(1, round(len(ids) * options.eval_fraction)))
-    ranked = sorted(ids, key=lambda i: hashlib.sha1(f"{options.seed}:{i}".encode()).hexdigest())
-    return set(ranked[:count])
 
 
 # --- Tokens --------------------------------------------------------------------------
@@ -241,7 +105,7 @@ def _finish_report(report: PrepareReport, passages: list[Passage], options: Prep
         record = passage_to_record(passage.text, options)
         if record is not None:
             records[passage.id] = {**record, "id": passage.id, "source": passage.source}
-    eval_ids = _eval_ids(list(records), options)
+    eval_ids = held_out_ids(list(records), options)
     train, held_out = [], []
     for passage in included:
         if passage.id in records:
@@ -258,39 +122,6 @@ def _finish_report(report: PrepareReport, passages: list[Passage], options: Prep
     report.train_records = len(train)
     report.eval_records = len(held_out)
     return train, held_out
-
-
-def _jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-def _write_folder(out_dir: Path, passages: list[Passage], train: list, held_out: list, report: PrepareReport) -> None:
-    """Write every file under a temporary name, then rename them; report.json last."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CorpusError(f"output {out_dir} exists and is not a folder")
-    files = {
-        "style.jsonl": _jsonl(p.to_json() for p in passages if not p.excluded),
-        "excluded.jsonl": _jsonl(p.to_json() for p in passages if p.excluded),
-        "train.jsonl": _jsonl(train),
-        "eval.jsonl": _jsonl(held_out),
-        "report.json": json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n",
-    }
-    temporary: dict[str, Path] = {}
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            tmp = out_dir / f".{name}.tmp-{os.getpid()}"
-            temporary[name] = tmp
-            with tmp.open("w", encoding="utf-8") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-        for name, tmp in temporary.items():  # dicts keep order: report.json is last
-            os.replace(tmp, out_dir / name)
-    except OSError as error:
-        for tmp in temporary.values():
-            tmp.unlink(missing_ok=True)
-        raise CorpusError(f"cannot write corpus to {out_dir}: {error}") from error
 
 
 # --- Public API ----------------------------------------------------------------------
@@ -377,49 +208,9 @@ def prepare(
     _check(cancel)
     report_progress("writing", 0.95)
     report.output_written = True
-    _write_folder(out_dir, passages, train, held_out, report)
+    write_folder(out_dir, passages, train, held_out, report)
     report_progress("done", 1.0)
     return report
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def load_corpus(out_dir: Path | str) -> Corpus:
-    """Read a folder written by :func:`prepare` (raises CorpusError if it is not one)."""
-    out_dir = Path(out_dir)
-    report_path = out_dir / "report.json"
-    if not report_path.is_file():
-        raise CorpusError(f"{out_dir} is not a prepared corpus folder (no report.json)")
-    try:
-        report = PrepareReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
-        rows = [(row, False) for row in _read_jsonl(out_dir / "style.jsonl")]
-        rows += [(row, True) for row in _read_jsonl(out_dir / "excluded.jsonl")]
-        train = _read_jsonl(out_dir / "train.jsonl")
-        held_out = _read_jsonl(out_dir / "eval.jsonl")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CorpusError(f"corpus folder {out_dir} is damaged: {error}") from error
-    # report.json is renamed last: counts that disagree mean an interrupted write or a hand edit.
-    expected = {"style.jsonl": report.passages, "excluded.jsonl": report.excluded,
-                "train.jsonl": report.train_records, "eval.jsonl": report.eval_records}
-    actual = {"style.jsonl": len(rows) - sum(1 for _, e in rows if e), "excluded.jsonl": sum(1 for _, e in rows if e),
-              "train.jsonl": len(train), "eval.jsonl": len(held_out)}
-    for name, count in expected.items():
-        if actual[name] != count:
-            raise CorpusError(f"corpus folder {out_dir} is inconsistent: {name} has {actual[name]} rows, "
-                              f"report.json says {count}; prepare it again")
-    split_of = {r["id"]: "train" for r in train} | {r["id"]: "eval" for r in held_out}
-    passages = [
-        Passage(row["id"], row["n"], row["text"], row["source"], row["words"], row["tokens"], excluded,
-                split_of.get(row["id"]))
-        for row, excluded in rows
-    ]
-    passages.sort(key=lambda p: p.n)
-    return Corpus(out_dir, passages, train, held_out, report, PrepareOptions.from_dict(report.options))
 
 
 def set_excluded(out_dir: Path | str, passage_ids: Iterable[str], excluded: bool = True) -> PrepareReport:
@@ -437,7 +228,7 @@ def set_excluded(out_dir: Path | str, passage_ids: Iterable[str], excluded: bool
             passage.excluded = excluded
     report = corpus.report
     train, held_out = _finish_report(report, corpus.passages, corpus.options)
-    _write_folder(corpus.out_dir, corpus.passages, train, held_out, report)
+    write_folder(corpus.out_dir, corpus.passages, train, held_out, report)
     return report
 
 
