@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from stylelora_tui.config.schema import ALL_PROJECTIONS
+
 __all__ = [
     "ModelShape",
     "BUILTIN_SHAPES",
@@ -30,7 +32,8 @@ __all__ = [
 ]
 
 #: The seven projections of a Llama-style decoder layer, in PEFT's names.
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# The projections a Llama-style decoder layer has: the config's choices for lora.target_modules.
+PROJECTIONS = tuple(ALL_PROJECTIONS)
 
 
 @dataclass(frozen=True)
