@@ -24,7 +24,8 @@ from stylelora_tui.screens.app import make_app
 from stylelora_tui.screens.config_form import ConfigScreen
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import LossChart
-from stylelora_tui.screens.run_watcher import FULL, HEAD, Curve, RunWatcher
+from stylelora_tui.runs.follower import FULL, HEAD, Curve
+from stylelora_tui.screens.run_watcher import RunWatcher
 from stylelora_tui.screens.train import TrainScreen
 
 pytestmark = pytest.mark.anyio
@@ -131,7 +132,10 @@ async def test_runs_table_overlay_diff_open_fork_and_delete(tmp_path: Path) -> N
         await pilot.press("f")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfigScreen) and app.screen.current_file is not None)
         assert app.screen.current_file.name == "20250102-000000-b-fork.yaml"
-        assert app.screen.raw_values()["lora"]["r"] == 16 and app.config_dirty is not None
+        assert app.screen.raw_values()["lora"]["r"] == 16
+        # Not saved yet: the form says so (the fork differs from the defaults it is compared with).
+        await wait_until(pilot, lambda: app.config_dirty is True)
+        assert not app.screen.current_file.exists()
 
         # Delete (confirmed) from the Runs section.
         await pilot.press("escape", "5")
@@ -151,6 +155,10 @@ async def test_train_section_without_runs_is_usable(tmp_path: Path) -> None:
         await pilot.pause()
         assert "No runs yet" in str(app.screen.query_one("#run-line", Static).content)
         await pilot.press("m", "l", "z", "v", "s", "]")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainScreen) and (screen.smooth, screen.log_scale, screen.zoom_index) == (True, True, 1)
+        assert screen.query_one("#bottom").current == "sample" and screen.view is None
         await pilot.press("n")  # no config saved: a clear message, not a crash
         await wait_until(pilot, lambda: isinstance(app.screen, MessageDialog))
         assert "Config section" in str(app.screen.query_one(".message", Static).content)

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("resume", "start", "log", "eval", "checkpoint", "sample", "warning", "summary", "adapter", "end")
@@ -122,24 +122,64 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return EventTail(Path(path)).read()
 
 
-def _replay(events: Iterable[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
-    """Events of ``type_`` as the training finally happened, one per step.
+class StepTable:
+    """Items by step, in step order: the store the batch histories use."""
+
+    def __init__(self) -> None:
+        self.by_step: dict[int, Any] = {}
+
+    def put(self, step: int, item: Any) -> None:
+        self.by_step[step] = item
+
+    def truncate_after(self, step: int) -> None:
+        self.by_step = {s: item for s, item in self.by_step.items() if s <= step}
+
+    def items(self) -> list[Any]:
+        return [self.by_step[step] for step in sorted(self.by_step)]
+
+
+class Replay:
+    """The one replay rule for events of one type (``log`` or ``eval``), fed one event at a time.
 
     A resume restarts from a checkpoint at step N: events past N written
     before the resume were undone (the trainer redoes those steps), so they
-    are dropped; a step seen again replaces its earlier event.
+    are dropped; a step seen again replaces its earlier event. The batch
+    histories below and the live follower (``runs.follower``) both feed this
+    class, so a curve drawn live and one rebuilt from the file agree.
+
+    ``store`` holds the outcome in step order; it needs ``put(step, item)``
+    (insert, or replace the item at that step) and ``truncate_after(step)``.
+    ``item`` picks what is stored from an event (the event itself by default).
     """
-    by_step: dict[int, dict[str, Any]] = {}
-    for event in events:
+
+    def __init__(self, type_: str, store: Any = None, item: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self.type = type_
+        self.store = StepTable() if store is None else store
+        self.item = item or (lambda event: event)
+        self.last_step = -1  # the highest step held (a resume lowers it to the checkpoint's step)
+
+    def feed(self, event: dict[str, Any]) -> bool:
+        """Apply one event; True when it changed the store."""
         kind = event.get("type")
         if kind == "resume":
             from_step = int(event.get("from_step", 0))
-            by_step = {step: e for step, e in by_step.items() if step <= from_step}
-        elif kind == type_:
-            step = int(event.get("step", 0))
-            by_step.pop(step, None)
-            by_step[step] = event
-    return [by_step[step] for step in sorted(by_step)]
+            self.store.truncate_after(from_step)
+            self.last_step = min(self.last_step, from_step)
+            return True
+        if kind != self.type:
+            return False
+        step = int(event.get("step", 0))
+        self.store.put(step, self.item(event))
+        self.last_step = max(self.last_step, step)
+        return True
+
+
+def _replay(events: Iterable[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    """Events of ``type_`` as the training finally happened, one per step (``Replay``'s rule)."""
+    replay = Replay(type_)
+    for event in events:
+        replay.feed(event)
+    return replay.store.items()
 
 
 def training_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
