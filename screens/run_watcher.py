@@ -16,7 +16,7 @@ from textual.message_pump import MessagePump
 from stylelora_tui.runs.follower import RunFollower, RunView
 from stylelora_tui.runs.workspace import Workspace
 
-__all__ = ["RunWatcher", "RunsChanged", "RunView"]
+__all__ = ["RunView", "RunWatcher", "RunsChanged"]
 
 
 class RunsChanged(Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -130,6 +131,6 @@ def test_the_thread_coalesces_changes_into_a_few_notices(tmp_path: Path) -> None
     assert follower.view(run.name).step == 300
     late = [t for t in notices if t >= started]
     assert 1 <= len(late) <= 5.0 * (elapsed + 0.3) + 2  # about max_rate a second, not one per event
-    gaps = [b - a for a, b in zip(late, late[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(late)]
     assert all(gap >= 0.19 for gap in gaps), gaps
     assert follower.notified == len(notices)
