@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from stylelora_tui import config as config_mod
+from stylelora_tui.cli.follow import follow
 from stylelora_tui.runs.control import create_run
 from stylelora_tui.runs.events import eval_history, training_history
 from stylelora_tui.runs.follower import Curve, RunFollower
-from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.run import Run, process_start_time
 from stylelora_tui.runs.workspace import Workspace
 
 
@@ -134,3 +138,54 @@ def test_the_thread_coalesces_changes_into_a_few_notices(tmp_path: Path) -> None
     gaps = [b - a for a, b in itertools.pairwise(late)]
     assert all(gap >= 0.19 for gap in gaps), gaps
     assert follower.notified == len(notices)
+
+
+def test_cli_follow_prints_each_event_as_the_trainer_writes_it(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run.update_status(state="running", pid=sleeper.pid, pid_create_time=process_start_time(sleeper.pid))
+
+    def trainer() -> None:
+        append(run, [{"type": "start", "step": 0, "total_steps": 2, "model": "m", "backend": "peft", "device": "cpu",
+                      "dtype": "float32", "trainable_params": 10, "total_params": 1000, "trainable_ratio": 0.01,
+                      "train_records": 4}])
+        time.sleep(0.2)
+        append(run, [{"type": "log", "step": 1, "total_steps": 2, "loss": 2.5}, {"type": "eval", "step": 1, "eval_loss": 2.25}])
+        time.sleep(0.2)
+        append(run, [{"type": "log", "step": 2, "total_steps": 2, "loss": 2.0}, {"type": "end", "state": "completed"}])
+        run.update_status(state="completed", ended_at=time.time())
+
+    writer = threading.Thread(target=trainer)
+    writer.start()
+    out = io.StringIO()
+    try:
+        code = follow(run, out=out, poll_seconds=0.02)
+    finally:
+        writer.join()
+        sleeper.kill()
+        sleeper.wait()
+    assert code == 0
+    assert out.getvalue().splitlines() == [
+        "training m with peft on cpu (float32): 10 of 1,000 parameters trainable (1.00%), 4 records, 2 steps",
+        f"[{'#' * 12}{'-' * 12}]  step 1/2  loss 2.5000",
+        "step 1: eval loss 2.2500",
+        f"[{'#' * 24}]  step 2/2  loss 2.0000",
+        "completed",
+        f"adapter: {run.adapter_dir}",
+    ]
+
+
+def test_cli_follow_reports_a_trainer_that_died_without_an_end(tmp_path: Path) -> None:
+    run = new_run(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run.update_status(state="running", pid=dead.pid, pid_create_time=None)
+    append(run, [{"type": "log", "step": 1, "loss": 2.0}])
+    run.log_path.write_text("loading\nKilled\n")
+    out = io.StringIO()
+    assert follow(run, out=out, poll_seconds=0.02) == 1
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "step 1  loss 2.0000"
+    # The end the follower's status check records is printed in the same pass.
+    assert lines[1].startswith("failed: ") and f"pid {dead.pid}" in lines[1]
+    assert lines[2:] == ["end of trainer.log:", "loading", "Killed"]

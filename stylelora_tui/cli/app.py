@@ -40,7 +40,7 @@ def train_demo(root: Path) -> int:
     from stylelora_tui.demo import DEMO_CONFIG_NAME
     from stylelora_tui.runs.workspace import Workspace
     from stylelora_tui.runs.control import create_run, launch
-    from stylelora_tui.cli.runs import follow
+    from stylelora_tui.cli.follow import follow
 
     workspace = Workspace(root)
     config_path = workspace.configs_dir / DEMO_CONFIG_NAME
