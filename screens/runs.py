@@ -20,7 +20,8 @@ from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
-from stylelora_tui.screens.train import TrainScreen, confirm_delete, duration, number
+from stylelora_tui.screens.train import TrainScreen, confirm_delete
+from stylelora_tui.screens.train_text import duration, number
 
 COLUMNS = (("mark", " "), ("name", "Run"), ("state", "State"), ("steps", "Steps"), ("best", "Best"), ("last", "Last"), ("time", "Time"))
 

@@ -8,8 +8,6 @@ disk or spawns a process runs in a thread worker and ends with a message.
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,155 +27,7 @@ from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_labe
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import LaunchReady, MemoryHint, RunActionDone
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
-
-PLAIN_OOM_HINT = (
-    "Out of memory. Try a smaller train.per_device_train_batch_size (raise gradient_accumulation_steps to keep "
-    "the effective batch), a shorter model.max_seq_length, model.load_in_4bit on, train.gradient_checkpointing on."
-)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def number(value: Any, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def memory(event: dict[str, Any] | None) -> str:
-    from stylelora_tui.training.estimate import format_bytes
-
-    if not event or not event.get("memory_bytes"):
-        return "-"
-    text = f"{format_bytes(event['memory_bytes'])} {'GPU' if event.get('memory_kind') == 'gpu' else 'RSS'}"
-    if event.get("peak_memory_bytes"):
-        text += f" (peak {format_bytes(event['peak_memory_bytes'])})"
-    return text
-
-
-def eta(view: RunView) -> str:
-    total, per_step = view.total_steps, view.seconds_per_step
-    if not view.active or not total or not per_step:
-        return ""
-    return f"ETA {duration((total - view.step) * per_step)}"
-
-
-def stats_text(view: RunView) -> str:
-    log, start = view.last_log or {}, view.start or {}
-    device = start.get("device") or view.status.get("device") or "-"
-    backend = start.get("backend") or view.status.get("backend") or "-"
-    started = view.status.get("started_at")
-    ended = view.status.get("ended_at") if not view.active else None
-    elapsed = (float(ended) if ended else time.time()) - float(started) if started else None
-    eval_loss = view.eval_losses[-1] if view.eval_losses else None
-    tokens = log.get("tokens_per_s")
-    return (
-        f"loss {number(view.last_loss)} (best {number(view.best_loss)})  eval {number(eval_loss)}  "
-        f"lr {number(log.get('learning_rate'), '.2e')}  grad {number(log.get('grad_norm'), '.3f')}  "
-        f"{'-' if tokens is None else f'{tokens:,.0f}'} tok/s\n"
-        f"mem {memory(log or view.end or start)}  elapsed {duration(elapsed)}  {device} / {backend}"
-    )
-
-
-def run_line(view: RunView, index: int, count: int) -> str:
-    total = view.total_steps
-    epoch = (view.last_log or {}).get("epoch")
-    step = f"step {view.step}/{total}" if total else f"step {view.step}"
-    return (
-        f"{view.name}  [{view.state.upper()}]  {step}"
-        + (f"  epoch {epoch:.2f}" if epoch is not None else "")
-        + f"  (run {index + 1}/{count}, [ ] to switch)"
-    )
-
-
-def failure_text(view: RunView, memory_hint: str | None) -> str:
-    end = view.end or {}
-    error = str(view.status.get("error") or end.get("error") or "the trainer failed without a message")
-    kind = view.status.get("error_kind") or end.get("error_kind") or "error"
-    if kind != "oom":
-        return f"Failed ({kind}): {error}\nThe end of trainer.log is below."
-    detail = view.status.get("error_detail") or end.get("error_detail") or error
-    return "\n".join(
-        [f"Failed (oom): {detail}", PLAIN_OOM_HINT, memory_hint or "Estimating the memory this config needs..."]
-    )
-
-
-# --------------------------------------------------------------------------- launch helpers
-
-
-def guess_device() -> str:
-    """Where the trainer will run, guessed without importing torch."""
-    gpus = Path("/proc/driver/nvidia/gpus")
-    if gpus.is_dir() and any(gpus.iterdir()):
-        return f"cuda ({len(list(gpus.iterdir()))} GPU)"
-    return f"cpu ({os.cpu_count()} threads)"
-
-
-def total_steps(config: dict[str, dict[str, Any]], workspace: Path) -> tuple[int | None, int | None]:
-    """(optimizer steps, training records), as the Trainer will count them."""
-    train = config["train"]
-    corpus = cfg.resolve_path(config["data"]["corpus"], workspace) / "train.jsonl"
-    try:
-        with open(corpus, "rb") as handle:
-            records = sum(1 for line in handle if line.strip())
-    except OSError:
-        records = None
-    if train["max_steps"] and train["max_steps"] > 0:
-        return train["max_steps"], records
-    if not records:
-        return None, records
-    batches = math.ceil(records / train["per_device_train_batch_size"])
-    per_epoch = max(1, batches // train["gradient_accumulation_steps"])
-    return math.ceil(per_epoch * train["num_train_epochs"]), records
-
-
-def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> str:
-    from stylelora_tui.training.backends import choose_backend
-    from stylelora_tui.training.estimate import estimate_for_config, format_bytes
-
-    backend, note = choose_backend(config["model"]["backend"])
-    steps, records = total_steps(config, workspace)
-    lines = [
-        f"Model:      {config['model']['name']}",
-        f"Backend:    {backend}" + (f" ({note})" if note else ""),
-        f"Device:     {guess_device()}",
-    ]
-    try:
-        estimate = estimate_for_config(config, search_dirs=(workspace, workspace / "models"))
-    except Exception as exc:  # noqa: BLE001 - an estimate must never block a launch
-        estimate, lines = None, lines + [f"Estimate:   failed ({exc})"]
-    if estimate is not None:
-        lines.append(
-            f"Trainable:  {estimate.trainable_parameters:,} of {estimate.total_parameters:,} "
-            f"({estimate.trainable_share:.2f}%)"
-        )
-        lines.append(f"Memory:     ~{format_bytes(estimate.memory.total)} estimated")
-    else:
-        lines.append("Trainable:  unknown (model shape not known)")
-    lines.append(f"Steps:      {steps if steps else 'unknown'}" + (f" over {records} records" if records else ""))
-    return "\n".join(lines)
-
-
-def memory_hint_text(run: Run, view: RunView) -> str:
-    from stylelora_tui.training.estimate import estimate_for_config, format_bytes
-
-    try:
-        estimate = estimate_for_config(run.config(), search_dirs=(run.path.parent.parent,))
-    except Exception as exc:  # noqa: BLE001
-        return f"Memory estimate unavailable: {exc}"
-    if estimate is None:
-        return "Memory estimate unavailable: the model's shape is unknown."
-    peak = (view.end or {}).get("peak_memory_bytes") or (view.last_log or {}).get("peak_memory_bytes")
-    seen = f" (peak before it failed: {format_bytes(peak)})" if peak else ""
-    return f"Memory estimate for this config: {format_bytes(estimate.memory.total)}{seen}"
+from stylelora_tui.screens.train_text import eta, failure_text, memory_hint_text, run_line, stats_text
 
 
 # --------------------------------------------------------------------------- the screen
@@ -403,7 +253,9 @@ class TrainScreen(Screen):
         except (cfg.ConfigError, RunError) as exc:
             self.post_message(RunActionDone(str(exc), error=True, title="Cannot launch"))
             return
-        summary = launch_summary(config, self.app.workspace.root)
+        from stylelora_tui.training.plan import launch_summary
+
+        summary = launch_summary(config, self.app.workspace.root).text()
         self.post_message(LaunchReady(config, config_path, summary))
 
     def on_launch_ready(self, message: LaunchReady) -> None:

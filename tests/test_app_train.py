@@ -26,7 +26,8 @@ from stylelora_tui.screens.app import make_app
 from textual.widgets import Static
 
 from stylelora_tui.screens.dialogs import ConfirmDialog
-from stylelora_tui.screens.train import PLAIN_OOM_HINT, TrainScreen
+from stylelora_tui.screens.train import TrainScreen
+from stylelora_tui.screens.train_text import PLAIN_OOM_HINT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -103,8 +104,9 @@ async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) ->
         await wait_until(pilot, lambda: train_screen(app).view.state == "stopped", 120, "stopped")
         stopped_at = train_screen(app).view.step
         assert stopped_at < 16 and run.latest_checkpoint().name == f"checkpoint-{stopped_at}"
-        await pilot.press("s")  # a second stop is harmless
+        await pilot.press("s")  # a second stop is harmless: no error dialog, still stopped
         await pilot.pause(0.5)
+        assert train_screen(app).view.state == "stopped"
 
         # 4. Resume: steps continue, the curve carries on.
         await pilot.press("r")
