@@ -136,7 +136,7 @@ def test_the_thread_coalesces_changes_into_a_few_notices(tmp_path: Path) -> None
     late = [t for t in notices if t >= started]
     assert 1 <= len(late) <= 5.0 * (elapsed + 0.3) + 2  # about max_rate a second, not one per event
     gaps = [b - a for a, b in itertools.pairwise(late)]
-    assert all(gap >= 0.19 for gap in gaps), gaps
+    assert all(gap >= 0.15 for gap in gaps), gaps  # 0.2 s apart, give or take a busy machine
     assert follower.notified == len(notices)
 
 

@@ -97,3 +97,11 @@ def test_a_real_epoch_based_run_takes_the_planned_steps(workspace: Path, tiny_mo
     assert [e["step"] for e in events if e["type"] == "log"] == [1, 2]
     # `train` follows the run through the core follower: its progress lines reach the end.
     assert "step 2/2" in result.stderr and "completed" in result.stderr
+    # `attach` on the finished run replays it from its log, through the same follower.
+    attach = subprocess.run(stylelora_command("attach", "-w", str(workspace), run.name), capture_output=True,
+                            text=True, timeout=60, env=cli_env(), stdin=subprocess.DEVNULL)
+    assert attach.returncode == 0, attach.stderr
+    lines = attach.stderr.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("training ")):]
+    assert lines[0].startswith(f"training {tiny_model} with peft on cpu") and lines[0].endswith("24 records, 2 steps")
+    assert [line for line in lines if "step 2/2" in line] and lines[-2:] == ["completed", f"adapter: {run.adapter_dir}"]
