@@ -34,6 +34,7 @@ def resumed_sequence() -> list[dict[str, Any]]:
     events.append({"type": "eval", "step": 4, "eval_loss": 2.5})
     events.append({"type": "log", "step": 3, "loss": 0.25})
     events.append({"type": "log", "step": 10, "loss": 0.75})
+    events.append({"type": "log", "step": "eleven", "loss": 0.1})  # not a step: skipped by both, not fatal
     return events
 
 

@@ -122,6 +122,14 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return EventTail(Path(path)).read()
 
 
+def event_step(event: dict[str, Any], key: str = "step") -> int | None:
+    """The event's step as an int (0 when absent); None when it is not a number (the event is skipped)."""
+    try:
+        return int(event.get(key, 0))
+    except (TypeError, ValueError):
+        return None
+
+
 class StepTable:
     """Items by step, in step order: the store the batch histories use."""
 
@@ -162,13 +170,15 @@ class Replay:
         """Apply one event; True when it changed the store."""
         kind = event.get("type")
         if kind == "resume":
-            from_step = int(event.get("from_step", 0))
+            from_step = event_step(event, "from_step")
+            if from_step is None:
+                return False
             self.store.truncate_after(from_step)
             self.last_step = min(self.last_step, from_step)
             return True
-        if kind != self.type:
+        step = event_step(event) if kind == self.type else None
+        if step is None:
             return False
-        step = int(event.get("step", 0))
         self.store.put(step, self.item(event))
         self.last_step = max(self.last_step, step)
         return True

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylelora_tui.runs.events import EventTail, Replay, clean_number
+from stylelora_tui.runs.events import EventTail, Replay, clean_number, event_step
 from stylelora_tui.runs.run import ACTIVE_STATES, Run
 
 FULL = 2000  # newest points kept at full resolution
@@ -183,7 +183,9 @@ class RunState:
                 self.warnings.append(str(event.get("message", "")))
 
     def _apply_log(self, event: dict[str, Any]) -> None:
-        step = int(event.get("step", 0))
+        step = event_step(event)
+        if step is None:
+            return  # not a step: Replay skips it too
         newest = step > self.last_step
         self.train_replay.feed(event)
         if step == self.last_step:  # the newest step (or it again): its figures are the current ones
