@@ -60,7 +60,7 @@ def main() -> int:
             path = workspace / "configs" / f"lab-{backend}.yaml"
             config_mod.save(path, cfg)
             started = time.time()
-            out = subprocess.run([sys.executable, "-m", "stylelora_tui.cli.main", "train", "-w", str(workspace), str(path)],
+            out = subprocess.run([sys.executable, "-m", "stylelora_tui.cli", "train", "-w", str(workspace), str(path)],
                                  capture_output=True, text=True)
             run = sorted((workspace / "runs").iterdir())[-1]
             events = read_events(Run(run).events_path)

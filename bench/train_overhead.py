@@ -99,7 +99,7 @@ def run_ours(workspace: Path, model: str, settings: dict) -> dict:
     config_path = workspace / "configs" / "bench.yaml"
     config_mod.save(config_path, cfg)
     result = subprocess.run(
-        [sys.executable, "-m", "stylelora_tui.cli.main", "train", "-w", str(workspace), str(config_path), "--detach"],
+        [sys.executable, "-m", "stylelora_tui.cli", "train", "-w", str(workspace), str(config_path), "--detach"],
         capture_output=True, text=True, check=True,
     )
     run_dir = Path(result.stdout.strip())

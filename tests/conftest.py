@@ -94,4 +94,4 @@ def cli_env() -> dict[str, str]:
 
 
 def stylelora_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stylelora_tui.cli.main", *args]
+    return [sys.executable, "-m", "stylelora_tui.cli", *args]

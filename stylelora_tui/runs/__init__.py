@@ -1,0 +1,7 @@
+"""Runs: a training run is a directory that any process can read and follow.
+
+``run`` is the folder (files, status under a lock, history), ``events`` the
+append-only event log and its one replay rule, ``workspace`` the folder that
+holds runs, ``control`` launches, stops, resumes and deletes them, and
+``follower`` tails runs with callbacks, for the CLI, the app or a notebook.
+"""

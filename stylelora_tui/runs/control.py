@@ -1,0 +1,152 @@
+"""Starting, stopping, resuming and deleting runs.
+
+The trainer is started through a short-lived spawner so that it runs in its
+own session, nobody's child: a dropped SSH connection or the death of the app
+never reaches it. Every action takes the run's lock, so two apps (or an app
+and the CLI) acting on one run at once start at most one trainer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from stylelora_tui import config as config_mod
+from stylelora_tui.runs.run import (
+    ACTIVE_STATES,
+    Run,
+    RunError,
+    write_json_atomically,
+    timestamp,
+    pid_alive,
+    process_start_time,
+)
+from stylelora_tui.runs.workspace import Workspace
+
+def new_run_name(config_path: Path | None, workspace: Workspace) -> str:
+    stem = config_path.stem if config_path else "run"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+    name, counter = base, 1
+    while (workspace.runs_dir / name).exists():
+        counter += 1
+        name = f"{base}-{counter}"
+    return name
+
+
+def create_run(
+    workspace: Workspace, run_config: Mapping[str, Mapping[str, Any]], *, config_path: Path | None = None, name: str | None = None
+) -> Run:
+    """Make a run directory holding the resolved config (paths made absolute)."""
+    workspace.ensure()
+    resolved = config_mod.resolve(run_config, workspace.root)
+    name = name or new_run_name(config_path, workspace)
+    path = workspace.runs_dir / name
+    try:
+        path.mkdir(parents=False)
+    except FileExistsError:
+        raise RunError(f"run {path} already exists") from None
+    run = Run(path)
+    text = f"# Resolved config of run {name} (source: {config_path or 'the app'})\n" + config_mod.to_yaml(resolved)
+    (path / "config.yaml").write_text(text, encoding="utf-8")
+    run.update_status(state="created", created_at=timestamp(), host=socket.gethostname())
+    return run
+
+
+def trainer_command(run: Run, *, resume: bool) -> list[str]:
+    command = [sys.executable, "-m", "stylelora_tui.training.trainer", str(run.path)]
+    if resume:
+        command.append("--resume")
+    return command
+
+
+# Started between us and the trainer, and ended at once: the trainer is then
+# nobody's child (adopted by init), so it never lingers as our zombie and its
+# life is independent of ours.
+_SPAWNER = """
+import subprocess, sys
+log_path, cwd, *command = sys.argv[1:]
+with open(log_path, "ab") as log:
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True, close_fds=True, cwd=cwd)
+print(process.pid, flush=True)
+"""
+
+
+def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = None) -> int:
+    """Start the trainer for ``run`` in its own session, output to trainer.log; return its pid.
+
+    The new session means a hang-up of our terminal (a dropped SSH connection)
+    never reaches it, and it survives the death of whoever launched it.
+    """
+    with run.lock():
+        status = run.read_status()
+        state = status.get("state")
+        if state in ACTIVE_STATES and pid_alive(status.get("pid"), status.get("pid_create_time")):
+            raise RunError(f"run {run.name} is already {state} (pid {status.get('pid')})")
+        if resume:
+            if state == "completed":
+                raise RunError(f"run {run.name} already completed; fork it to train further")
+            if run.latest_checkpoint() is None:
+                raise RunError(
+                    f"run {run.name} has no checkpoint to resume from in {run.checkpoints_dir}; start a new run instead"
+                )
+        elif state not in ("created", "new"):
+            raise RunError(f"run {run.name} has already been started ({state}); use --resume")
+        status.update(state="starting", pid=None, pid_create_time=None, error=None, exit_code=None, ended_at=None)
+        status["updated_at"] = timestamp()
+        write_json_atomically(run.status_path, status)
+        child_env = dict(os.environ if env is None else env)
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(run.log_path, "ab") as log:
+            log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'} ====\n".encode())
+        spawner = subprocess.run(
+            [sys.executable, "-c", _SPAWNER, str(run.log_path), str(run.path), *trainer_command(run, resume=resume)],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env, timeout=60,
+        )
+        if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
+            status.update(state="failed", error=f"could not start the trainer: {spawner.stderr.strip()[-500:]}", ended_at=timestamp())
+            write_json_atomically(run.status_path, status)
+            raise RunError(f"could not start the trainer for {run.name}: {spawner.stderr.strip()[-500:]}")
+        pid = int(spawner.stdout.strip())
+        status = run.read_status()
+        if status.get("pid") is None:  # the trainer may already have recorded itself
+            status.update(pid=pid, pid_create_time=process_start_time(pid), host=socket.gethostname())
+            status["updated_at"] = timestamp()
+            write_json_atomically(run.status_path, status)
+    return pid
+
+
+def stop(run: Run) -> bool:
+    """Ask a running trainer to checkpoint and stop. Safe to call twice, or from two apps."""
+    with run.lock():
+        status = run.read_status()
+        if status.get("state") not in ACTIVE_STATES:
+            return False
+        pid = status.get("pid")
+        if not pid_alive(pid, status.get("pid_create_time")):
+            return False
+        try:
+            os.kill(int(pid), signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        if status.get("state") != "stopping":
+            status.update(state="stopping", updated_at=timestamp())
+            write_json_atomically(run.status_path, status)
+    return True
+
+
+def delete(run: Run) -> None:
+    """Delete a run's directory; never a live one (checked under the run's lock)."""
+    run.status()  # records a vanished trainer as failed first (takes the lock itself)
+    with run.lock():
+        status = run.read_status()
+        if status.get("state") in ACTIVE_STATES and pid_alive(status.get("pid"), status.get("pid_create_time")):
+            raise RunError(f"run {run.name} is {status.get('state')}: stop it first")
+        shutil.rmtree(run.path)
