@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -266,61 +266,5 @@ class PathSuggester(Suggester):
 
 # --------------------------------------------------------------------------- chat template
 
-
-def chat_renderer(model_name: str, search_dirs: Iterable[Path] = ()) -> tuple[Callable[[dict], str] | None, str]:
-    """A renderer applying the model's chat template with jinja2, or None and why not.
-
-    Reads ``tokenizer_config.json`` next to a local ``config.json``; never
-    imports transformers.
-    """
-    import json
-
-    from stylelora_tui.training.model_shapes import find_config
-
-    try:
-        found = find_config(model_name, search_dirs)
-    except OSError:
-        found = None
-    if found is None:
-        return None, "plain rendering: no local tokenizer with a chat template"
-    path = found.parent / "tokenizer_config.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, f"no readable {path.name} next to {found}: plain rendering"
-    template = data.get("chat_template")
-    if isinstance(template, list):  # named templates
-        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-    if not isinstance(template, str):
-        return None, f"{path} has no chat template: plain rendering"
-
-    def token(value: Any) -> str:
-        return value.get("content", "") if isinstance(value, dict) else (value or "")
-
-    try:
-        from jinja2.exceptions import TemplateError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        def raise_exception(message: str) -> None:
-            raise TemplateError(message)
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = raise_exception
-        compiled = env.from_string(template)
-    except Exception as exc:  # a broken template: say so, render plainly
-        return None, f"chat template of {path} does not compile ({exc}): plain rendering"
-    bos, eos = token(data.get("bos_token")), token(data.get("eos_token"))
-
-    def render(record: dict) -> str:
-        from stylelora_tui.prompting import messages_for
-
-        prompt = compiled.render(messages=messages_for(record), add_generation_prompt=True, bos_token=bos, eos_token=eos)
-        return prompt + str(record.get("output", "")).strip() + eos
-
-    return render, f"chat template from {path}"
-
-
-def plain_record(record: dict) -> str:
-    from stylelora_tui.prompting import messages_for
-
-    return f"[user]\n{messages_for(record)[0]['content']}\n\n[assistant]\n{str(record.get('output', '')).strip()}"
+# The corpus preview renders records with the core's renderer, so it shows exactly what training sees.
+from stylelora_tui.prompting import chat_renderer, plain_record  # noqa: E402, F401

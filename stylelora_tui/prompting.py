@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+#: The instruction of the lab's records (``prepare --instruction`` changes it); a
+#: typed prompt gets the run's own instruction, this one when it has none.
+DEFAULT_INSTRUCTION = "Continue in the author's style:"
 
 
 def messages_for(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -90,3 +94,79 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 continue
             records.append(record)
     return records
+
+
+# --------------------------------------------------------------------------- the corpus preview
+
+
+class TemplateTokenizer:
+    """A tokenizer's chat template and special tokens read from ``tokenizer_config.json``, with jinja2 only.
+
+    It answers the two things ``render_prompt`` and ``completion_text`` ask of a
+    tokenizer, the way transformers' ``apply_chat_template`` renders, so the
+    corpus preview shows what training sees without importing transformers.
+    """
+
+    def __init__(self, chat_template: str, bos_token: str, eos_token: str) -> None:
+        from jinja2.exceptions import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message: str) -> None:
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        self.compiled = env.from_string(chat_template)  # raises on a broken template
+        self.chat_template, self.bos_token, self.eos_token = chat_template, bos_token, eos_token
+
+    def apply_chat_template(self, messages: list[dict[str, str]], *, tokenize: bool = False,
+                            add_generation_prompt: bool = False) -> str:
+        return self.compiled.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                    bos_token=self.bos_token, eos_token=self.eos_token)
+
+
+def chat_renderer(model_name: str, search_dirs: Iterable[Path] = ()) -> tuple[Callable[[dict], str] | None, str]:
+    """A record as training sees it (``render_prompt`` + ``completion_text``), or None and why not.
+
+    Reads ``tokenizer_config.json`` next to a local ``config.json``; never
+    imports transformers.
+    """
+    from stylelora_tui.training.model_shapes import find_config
+
+    try:
+        found = find_config(model_name, search_dirs)
+    except OSError:
+        found = None
+    if found is None:
+        return None, "plain rendering: no local tokenizer with a chat template"
+    path = found.parent / "tokenizer_config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, f"no readable {path.name} next to {found}: plain rendering"
+    template = data.get("chat_template")
+    if isinstance(template, list):  # named templates
+        template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+    jinja = found.parent / "chat_template.jinja"  # where transformers saves it now, beside tokenizer_config.json
+    if not isinstance(template, str) and jinja.is_file():
+        path, template = jinja, jinja.read_text(encoding="utf-8")
+    if not isinstance(template, str):
+        return None, f"{path} has no chat template: plain rendering"
+
+    def token(value: Any) -> str:
+        return value.get("content", "") if isinstance(value, dict) else (value or "")
+
+    try:
+        tokenizer = TemplateTokenizer(template, token(data.get("bos_token")), token(data.get("eos_token")))
+    except Exception as exc:  # noqa: BLE001 - a broken template: say so, render plainly
+        return None, f"chat template of {path} does not compile ({exc}): plain rendering"
+
+    def render(record: dict) -> str:
+        return render_prompt(tokenizer, record) + completion_text(tokenizer, record)
+
+    return render, f"chat template from {path}"
+
+
+def plain_record(record: dict) -> str:
+    """A record's turns, labelled, for when no chat template is at hand."""
+    return f"[user]\n{messages_for(record)[0]['content']}\n\n[assistant]\n{str(record.get('output', '')).strip()}"

@@ -9,6 +9,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from stylelora_tui.prompting import DEFAULT_INSTRUCTION
+
 # A record needs this many output words (or output_words, if smaller); fewer
 # teach the model little about how the author continues.
 MIN_OUTPUT_WORDS = 50
@@ -19,7 +21,7 @@ class PrepareOptions:
     max_words: int = 500
     input_words: int = 50
     output_words: int = 200
-    instruction: str = "Continue in the author's style:"
+    instruction: str = DEFAULT_INSTRUCTION
     eval_fraction: float = 0.1
     seed: int = 3407
     tokenizer: str | None = None  # tokenizer.json, a model folder holding one, or a cached Hub id

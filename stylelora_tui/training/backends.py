@@ -47,6 +47,29 @@ def import_backend(backend: str) -> None:
         import unsloth  # noqa: F401
 
 
+def cpu_description() -> str:
+    """How the CPU is named in events, status and the generation process's ready line."""
+    return f"cpu ({os.cpu_count()} threads)"
+
+
+def device_description() -> str:
+    """The device a model lands on here: ``cuda:N (NAME)`` or ``cpu (N threads)`` (trainer and generation alike)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})"
+    return cpu_description()
+
+
+def four_bit_config(compute_dtype: Any) -> Any:
+    """The NF4 quantization both training and generation load a 4-bit base with."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype
+    )
+
+
 def device_and_dtype(bf16_setting: Any) -> tuple[str, bool, bool]:
     """(device, bf16, fp16) following ``train.bf16`` (auto = where supported)."""
     import torch
@@ -56,11 +79,11 @@ def device_and_dtype(bf16_setting: Any) -> tuple[str, bool, bool]:
         bf16 = supported if bf16_setting == "auto" else bool(bf16_setting)
         if bf16 and not supported:
             raise ValueError("train.bf16 is true but this GPU does not support bfloat16; set it to auto or false")
-        return f"cuda:{torch.cuda.current_device()} ({torch.cuda.get_device_name()})", bf16, not bf16
+        return device_description(), bf16, not bf16
     # On the CPU, mixed precision through autocast rarely pays off in Trainer
     # (and Unsloth's CPU path reports bf16 unsupported): train in float32 unless asked.
     bf16 = bf16_setting is True
-    return f"cpu ({os.cpu_count()} threads)", bf16, False
+    return cpu_description(), bf16, False
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -102,14 +125,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
 
         kwargs: dict[str, Any] = {}
         if model_cfg["load_in_4bit"]:
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16 if bf16 else torch.float32,
-            )
+            kwargs["quantization_config"] = four_bit_config(torch.bfloat16 if bf16 else torch.float32)
         dtype = torch.bfloat16 if bf16 else torch.float32
         if torch.cuda.is_available():
             kwargs["device_map"] = {"": torch.cuda.current_device()}

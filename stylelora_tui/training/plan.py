@@ -18,7 +18,6 @@ estimate, the steps); nothing here imports torch.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,9 @@ def guess_device() -> str:
     gpus = Path("/proc/driver/nvidia/gpus")
     if gpus.is_dir() and any(gpus.iterdir()):
         return f"cuda ({len(list(gpus.iterdir()))} GPU)"
-    return f"cpu ({os.cpu_count()} threads)"
+    from stylelora_tui.training.backends import cpu_description  # light: torch is imported inside its functions
+
+    return cpu_description()
 
 
 @dataclass(frozen=True)
