@@ -52,6 +52,9 @@ def plain_generate(model_dir: Path, adapter_dir: Path, record: dict, *, adapter:
 def test_ready_line_names_the_variants_and_stop_tokens(client, run):
     ready = client.ready
     assert ready["variants"] == ["base", run.name]
+    from stylelora_tui.training.backends import device_description
+
+    assert ready["device"] == device_description()  # described as the trainer describes it
     assert ready["device"].startswith("cpu") and ready["dtype"] == "float32"
     assert ready["pad_token_id"] not in ready["eos_token_ids"]
     assert ready["warnings"] == []

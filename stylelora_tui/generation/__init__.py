@@ -1,5 +1,7 @@
 """Generation: one subprocess holds the model; the app and the CLI talk to it.
 
+``protocol`` defines the requests, the replies and the sampling defaults;
 ``server`` is the process (``python -m stylelora_tui.generation.server``),
+which loads runs through ``run_adapters`` and generates with ``engine``;
 ``client`` starts it and streams its JSON-line replies.
 """

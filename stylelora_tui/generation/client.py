@@ -8,7 +8,7 @@
 
 The process's stdout is read by a thread into a queue, so ``events`` can be
 iterated with a timeout and a second thread can ``cancel`` meanwhile. See
-``stylelora_tui.generation.server`` for the protocol.
+``stylelora_tui.generation.protocol`` for the protocol.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import threading
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS as _D
+from stylelora_tui.generation.protocol import samples_by_variant  # noqa: F401 - the replies' reader, beside the client
 
 
 class GenerationProcessError(RuntimeError):
@@ -107,7 +110,8 @@ class GenerationClient:
         return rid
 
     def generate(self, *, prompt: str | None = None, record: dict[str, Any] | None = None, variants: list[str] | None = None,
-                 n: int = 5, seed: int = 0, temperature: float = 0.7, top_p: float = 0.9, max_new_tokens: int = 200) -> str:
+                 n: int = _D["n"], seed: int = _D["seed"], temperature: float = _D["temperature"], top_p: float = _D["top_p"],
+                 max_new_tokens: int = _D["max_new_tokens"]) -> str:
         return self.request("generate", prompt=prompt, record=record, variants=variants, n=n, seed=seed,
                             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
 
@@ -167,13 +171,3 @@ class GenerationClient:
         for line in self.process.stderr:
             self._stderr.append(line.rstrip())
 
-
-def samples_by_variant(events: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The ``done`` lines of a generate request, grouped by variant, in sample order."""
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        if event.get("done"):
-            grouped.setdefault(event["variant"], []).append(event)
-    for samples in grouped.values():
-        samples.sort(key=lambda e: e["sample"])
-    return grouped
