@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from textual.app import ComposeResult
@@ -10,10 +9,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Static
 
-from stylelora_tui.screens.dialogs import _Dialog
+from stylelora_tui.compare.publish import ExportRequest
+from stylelora_tui.screens.dialogs import Dialog
 
 
-class RunPicker(_Dialog):
+class RunPicker(Dialog["list[str] | None"]):
     """Tick runs (completed, or with a checkpoint): ``dismiss([run path, ...])`` or ``None``."""
 
     DEFAULT_CSS = """
@@ -66,15 +66,7 @@ class RunPicker(_Dialog):
             self.dismiss(None)
 
 
-@dataclass(frozen=True)
-class ExportRequest:
-    path: str  # compare.html
-    card: bool  # `stylelora-tui export RUN`: the model card
-    merge: bool  # ... --merge
-    push: str  # ... --push REPO ("" for none)
-
-
-class ExportDialog(_Dialog):
+class ExportDialog(Dialog["ExportRequest | None"]):
     """Where to write compare.html, and whether to run ``stylelora-tui export`` after it."""
 
     DEFAULT_CSS = """

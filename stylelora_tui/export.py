@@ -23,11 +23,11 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from stylelora_tui.compare.publish import load_compare_json
 from stylelora_tui.runs.events import eval_history, training_history
 from stylelora_tui.runs.run import Run
 
 DEMO_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-COMPARE_JSON = "compare.json"  # written by `stylelora-tui compare` in the run folder
 DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -125,9 +125,8 @@ def model_card(run: Run, *, repo_id: str | None = None) -> str:
 
 
 def _compare_section(run: Run, prompts: int = 2) -> list[str]:
-    try:
-        data = json.loads((run.path / COMPARE_JSON).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    data = load_compare_json(run)  # written by `stylelora-tui compare` or the app's export
+    if data is None:
         return []
     lines = ["", "## Samples (base vs adapted)", ""]
     style = data.get("style") or {}
@@ -169,8 +168,9 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from stylelora_tui.generation.server import GenerationError, resolve_run
-    from stylelora_tui.prompting import read_jsonl, render_prompt
+    from stylelora_tui.generation.protocol import GenerationError
+    from stylelora_tui.generation.run_adapters import resolve_run
+    from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, render_prompt
 
     try:
         resolved = resolve_run(run.path)
@@ -191,7 +191,7 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
     model.eval()
     eval_path = Path(resolved.cfg["data"]["corpus"]) / "eval.jsonl"
     records = read_jsonl(eval_path)[:check_prompts] if eval_path.exists() else []
-    records = records or [{"instruction": "Continue in the author's style:", "input": "The"}]
+    records = records or [{"instruction": DEFAULT_INSTRUCTION, "input": "The"}]
     prompts = [tokenizer(render_prompt(tokenizer, r), return_tensors="pt", add_special_tokens=False)["input_ids"][:, :128] for r in records]
     with torch.no_grad():
         expected = [model(input_ids=ids.to(model.device)).logits.float().cpu() for ids in prompts]

@@ -70,11 +70,11 @@ async def wait_for(pilot, predicate, timeout: float = 90, what: str = "") -> Non
 
 
 def finished(screen: CompareScreen) -> bool:
-    return screen.current is not None and screen.current.finished and screen._gen_job is None
+    return screen.session.current is not None and screen.session.current.finished and screen.gen_job is None
 
 
 def texts(screen: CompareScreen, variant: str) -> list[str]:
-    return [s.text for s in screen.current.samples[variant]]
+    return [s.text for s in screen.session.current.samples[variant]]
 
 
 async def test_greedy_samples_stream_browse_regenerate_settings_and_export(workspace, tmp_path):
@@ -83,48 +83,48 @@ async def test_greedy_samples_stream_browse_regenerate_settings_and_export(works
         screen = app.screen
         assert isinstance(screen, CompareScreen)
         await wait_for(pilot, lambda: finished(screen), what="the first samples")
-        process = screen._client.process
+        process = screen.jobs.client.process
         panes = list(screen.query(SamplePane))
         assert [p.variant for p in panes] == ["base", "tiny-run"]
         assert all(p.text for p in panes), "both panes show a sample"
-        assert screen.current.label == "held-out 1/4"
+        assert screen.session.current.label == "held-out 1/4"
         first = {v: texts(screen, v) for v in ("base", "tiny-run")}
         assert all(len(t) == 2 and all(t) for t in first.values())
         assert first["base"] != first["tiny-run"]
 
         # Next / previous move every pane together (and wrap).
-        start = screen.index
+        start = screen.session.index
         await pilot.press("n")
-        assert screen.index == (start + 1) % 2
-        assert panes[1].text == first["tiny-run"][screen.index]
-        assert panes[0].border_subtitle.startswith(f"{screen.index + 1}/2 · seed {screen.index}")
+        assert screen.session.index == (start + 1) % 2
+        assert panes[1].text == first["tiny-run"][screen.session.index]
+        assert panes[0].border_subtitle.startswith(f"{screen.session.index + 1}/2 · seed {screen.session.index}")
         await pilot.press("p")
-        assert screen.index == start
+        assert screen.session.index == start
 
         # Style reading and held-out losses once the samples are done.
-        await wait_for(pilot, lambda: screen.style is not None and len(screen.losses) == 2, what="scores and losses")
-        assert "author" in screen.style["reading"] or "not enough text" in screen.style["reading"]
-        rows = {row[0]: row for row in screen.score_rows()}
+        await wait_for(pilot, lambda: screen.session.style is not None and len(screen.session.losses) == 2, what="scores and losses")
+        assert "author" in screen.session.style["reading"] or "not enough text" in screen.session.style["reading"]
+        rows = {row[0]: row for row in screen.session.score_rows()}
         assert set(rows) == {"author", "base", "tiny-run"}
-        assert screen.losses["tiny-run"]["eval_loss"] < screen.losses["base"]["eval_loss"]
+        assert screen.session.losses["tiny-run"]["eval_loss"] < screen.session.losses["base"]["eval_loss"]
 
         # Regenerate: new seeds are recorded; greedy text does not change.
         await pilot.press("r")
-        await wait_for(pilot, lambda: finished(screen) and screen.current.samples["base"][0].seed == 2, what="regeneration")
-        assert [s.seed for s in screen.current.samples["tiny-run"]] == [2, 3]
+        await wait_for(pilot, lambda: finished(screen) and screen.session.current.samples["base"][0].seed == 2, what="regeneration")
+        assert [s.seed for s in screen.session.current.samples["tiny-run"]] == [2, 3]
         assert {v: texts(screen, v) for v in first} == first
-        assert len(screen.items) == 1  # the same prompt: replaced, not added
+        assert len(screen.session.items) == 1  # the same prompt: replaced, not added
 
         # The settings form changes n (and generates again).
         await pilot.press("s")
         assert isinstance(app.screen, FieldsDialog)
         app.screen.query_one("#field-n", Input).value = "3"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: finished(screen) and len(screen.current.samples["base"]) == 3, what="n = 3")
-        assert screen.settings["n"] == 3 and all(s.done for s in screen.current.samples["tiny-run"])
+        await wait_for(pilot, lambda: finished(screen) and len(screen.session.current.samples["base"]) == 3, what="n = 3")
+        assert screen.session.settings["n"] == 3 and all(s.done for s in screen.session.current.samples["tiny-run"])
 
         # Export: compare.html at a chosen path, every model text escaped.
-        screen.current.samples["tiny-run"][0].text = '<script>alert("x")</script> & more'
+        screen.session.current.samples["tiny-run"][0].text = '<script>alert("x")</script> & more'
         await pilot.press("e")
         assert isinstance(app.screen, ExportDialog)
         out = tmp_path / "page.html"
@@ -153,7 +153,7 @@ async def test_several_runs_typed_and_held_out_prompts_at_120x40(workspace):
         choices = app.screen.query_one(SelectionList)
         assert choices.option_count == 2  # the run without adapter is not offered
         await pilot.press("down", "space", "ctrl+s")
-        await wait_for(pilot, lambda: finished(screen) and len(screen.variants) == 3, what="three columns")
+        await wait_for(pilot, lambda: finished(screen) and len(screen.session.variants) == 3, what="three columns")
         panes = list(screen.query(SamplePane))
         assert [p.variant for p in panes] == ["base", "tiny-run", "tiny-run-b"]
         assert all(p.text for p in panes)
@@ -163,16 +163,16 @@ async def test_several_runs_typed_and_held_out_prompts_at_120x40(workspace):
         await pilot.press("t")
         await pilot.press(*"The fog")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: finished(screen) and screen.current.label == "typed", what="the typed prompt")
+        await wait_for(pilot, lambda: finished(screen) and screen.session.current.label == "typed", what="the typed prompt")
         assert all(p.text for p in screen.query(SamplePane))
 
         # A held-out prompt from the list.
         await pilot.press("h")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: finished(screen) and screen.current.label == "held-out 2/4", what="held-out prompt 2")
-        assert [item.label for item in screen.items] == ["held-out 1/4", "typed", "held-out 2/4"]
-        process = screen._client.process
+        await wait_for(pilot, lambda: finished(screen) and screen.session.current.label == "held-out 2/4", what="held-out prompt 2")
+        assert [item.label for item in screen.session.items] == ["held-out 1/4", "typed", "held-out 2/4"]
+        process = screen.jobs.client.process
     assert process.wait(timeout=10) is not None
 
 

@@ -1,23 +1,22 @@
-"""Building a comparison: base vs adapted samples, scored, as one result.
+"""Building a comparison in one go, and choosing what to compare (runs, prompts).
 
 Prompts come from the run's held-out split (eval.jsonl), so neither side has
 seen them. The generation process (one model in memory; the base is the same
 weights with the adapter disabled) writes N samples per side; the samples are
 scored against the author's held-out passages (``stylometry``) and the
 held-out loss of both sides is computed. The result is what ``RUN/compare.json``
-holds (the model card quotes it) and what compare.html renders; the CLI and
-the app build it with the same functions.
+holds (the model card quotes it) and what compare.html renders.
+
+``compare`` builds one in a go (``stylelora-tui compare``, or a script); the
+app builds the same result through the same ``CompareSession``, prompt by prompt.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from stylelora_tui.runs.run import Run, RunError
-
-COMPARE_JSON = "compare.json"
+from stylelora_tui.runs.workspace import Workspace
 
 
 def pick_prompts(records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -28,74 +27,80 @@ def pick_prompts(records: list[dict[str, Any]], count: int) -> list[dict[str, An
     return [records[int(i * step)] for i in range(count)]
 
 
-SAMPLE_FIELDS = ("seed", "text", "tokens", "stopped")
+# --------------------------------------------------------------------------- which runs
 
 
-def prompt_item(record: dict[str, Any], samples: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
-    """One prompt of a compare result: the record, the author's continuation, each side's samples."""
-    return {
-        "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
-        "reference": record.get("output"),
-        "samples": {v: [{k: sample.get(k) for k in SAMPLE_FIELDS} for sample in samples.get(v, [])] for v in variants},
-    }
+def has_final_adapter(run: Run) -> bool:
+    return (run.adapter_dir / "adapter_config.json").exists()
 
 
-def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[str, Any], variants: list[str],
-                 items: list[dict[str, Any]], style: dict[str, Any], losses: dict[str, Any],
-                 config: dict[str, Any]) -> dict[str, Any]:
-    """The compare result: what compare.json holds and compare.html renders (CLI and app alike)."""
-    return {
-        "run": run_name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": (ready or {}).get("model"),
-        "device": (ready or {}).get("device"), "settings": settings, "variants": variants, "prompts": items,
-        "style": style, "eval_loss": losses, "config": config,
-    }
+def candidate_runs(workspace: Workspace) -> list[Run]:
+    """Runs that can be compared: a final adapter, or at least one checkpoint."""
+    return [run for run in workspace.runs() if has_final_adapter(run) or run.latest_checkpoint()]
 
 
-def compare(the_run: Run, *, prompts: int, samples: int, seed: int, max_new_tokens: int, temperature: float,
-            top_p: float, progress: Any = None) -> dict[str, Any]:
-    """Generate, score and return the compare result (what compare.json holds)."""
-    from stylelora_tui.generation.server import GenerationError, resolve_run
-    from stylelora_tui.generation.client import GenerationClient, GenerationProcessError, samples_by_variant
-    from stylelora_tui.prompting import read_jsonl
-    from stylelora_tui.compare.stylometry import style_report
+def default_runs(workspace: Workspace) -> list[Run]:
+    """What to compare when told nothing: the newest finished run, else the newest with a checkpoint."""
+    candidates = candidate_runs(workspace)
+    finished = [r for r in candidates if has_final_adapter(r)]
+    return (finished or candidates)[-1:]
+
+
+def run_choices(workspace: Workspace, picked: list[Run]) -> list[tuple[str, str, bool]]:
+    """Rows for a run picker (label, folder, ticked), the runs compared now ticked."""
+    current = {str(run.path) for run in picked}
+    choices = []
+    for run in candidate_runs(workspace):
+        checkpoint = "" if has_final_adapter(run) else f", {run.latest_checkpoint().name}"  # type: ignore[union-attr]
+        choices.append((f"{run.name} ({run.state}{checkpoint})", str(run.path), str(run.path) in current))
+    return choices
+
+
+# --------------------------------------------------------------------------- in one go
+
+
+def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None = None,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Generate, score and return the compare result (what compare.json holds); raises ``RunError``.
+
+    ``settings``: sampling settings (``generation.protocol.SAMPLING_DEFAULTS``
+    for those not given); ``progress`` gets a line per step.
+    """
+    from stylelora_tui.compare.session import CompareSession, eval_split
+    from stylelora_tui.generation.client import GenerationClient, GenerationProcessError
+    from stylelora_tui.generation.protocol import GenerationError, sampling_problem
+    from stylelora_tui.generation.run_adapters import resolve_run
 
     say = progress or (lambda message: None)
     try:
         resolve_run(the_run.path)  # a clear message before a process starts
-    except GenerationError as exc:
+        eval_path = eval_split(the_run)
+        if not eval_path.exists():
+            raise RunError(f"no held-out split at {eval_path}: re-run `stylelora-tui prepare` (it writes eval.jsonl)")
+        session = CompareSession.for_runs([the_run], settings)
+    except (GenerationError, ValueError, OSError) as exc:
         raise RunError(str(exc)) from None
-    cfg = the_run.config()
-    eval_path = Path(cfg["data"]["corpus"]) / "eval.jsonl"
-    if not eval_path.exists():
-        raise RunError(f"no held-out split at {eval_path}: re-run `stylelora-tui prepare` (it writes eval.jsonl)")
-    records = read_jsonl(eval_path)
-    if not records:
+    if not session.records:
         raise RunError(f"{eval_path} has no records to prompt with")
-    chosen = pick_prompts(records, max(1, prompts))
-    variants = ["base", the_run.name]
-    settings = {"samples": samples, "seed": seed, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
-    items = []
+    if problem := sampling_problem(session.settings):
+        raise RunError(problem)
+    chosen = pick_prompts(session.records, max(1, prompts))
     say("loading the model (once, with the adapter beside it)")
     try:
         with GenerationClient([the_run.path]) as client:
-            ready = client.start()
+            session.set_ready(client.start())
             for index, record in enumerate(chosen, 1):
-                rid = client.generate(record=record, variants=variants, n=samples, seed=seed, temperature=temperature,
-                                      top_p=top_p, max_new_tokens=max_new_tokens)
-                events = []
-                for event in client.events(rid):
-                    if "error" in event:
+                item = session.start(record, f"held-out prompt {index}/{len(chosen)}")
+                for event in client.events(client.request("generate", **session.request_fields(item))):
+                    if session.take(item, [event]):
                         raise RunError(f"generation failed: {event['error']}")
                     if event.get("done"):
-                        say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{samples}")
-                    events.append(event)
-                items.append(prompt_item(record, samples_by_variant(events), variants))
+                        say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{item.settings['n']}")
+                session.finish(item, cancelled=False)
             say("held-out loss of both sides")
-            losses = {e["variant"]: {"eval_loss": e["eval_loss"], "perplexity": e["perplexity"], "tokens": e["tokens"]}
-                      for e in client.collect(client.eval_loss(variants=variants)) if "eval_loss" in e}
+            if errors := session.take_losses(client.collect(client.eval_loss(variants=session.variants))):
+                say(errors[-1])
     except GenerationProcessError as exc:
         raise RunError(str(exc)) from None
-    texts = {v: [s["text"] for item in items for s in item["samples"][v]] for v in variants}
-    style = style_report([r["output"] for r in records], texts["base"], {the_run.name: texts[the_run.name]})
-    return build_result(run_name=the_run.name, ready=ready, settings=settings, variants=variants, items=items,
-                        style=style, losses=losses, config=cfg)
+    session.score()
+    return session.result()

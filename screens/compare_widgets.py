@@ -1,0 +1,82 @@
+"""The Compare section's widgets: a sample pane per side, the prompt line, the score table.
+
+Each draws what a ``CompareSession`` holds; none of them computes anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from stylelora_tui.compare.session import CompareSession, Item
+
+SCORE_COLUMNS = ("side", "Delta", "w/sent", "MATTR", "loss", "ppl")  # loss, ppl: held-out (eval.jsonl)
+
+
+class SamplePane(VerticalScroll):
+    """One side (base or a run): the sample being looked at, streamed as it arrives."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__(classes="sample-pane" + (" base" if variant == "base" else ""))
+        self.variant = variant
+        self.border_title = variant if variant == "base" else f"{variant} (adapted)"
+        self.text = ""
+        self.body = Static("", classes="sample-text", markup=False)
+
+    def compose(self) -> ComposeResult:
+        yield self.body
+
+    def show(self, text: str, subtitle: str, *, streaming: bool) -> None:
+        self.text = text
+        self.body.update(Text(text) if text else Text("(nothing yet)", style="italic"))
+        self.border_subtitle = subtitle
+        if streaming:
+            self.scroll_end(animate=False, immediate=False)
+
+    def show_item(self, item: Item | None, index: int, waiting: str) -> None:
+        """Sample ``index`` of this side of ``item`` (``waiting`` when there is none yet)."""
+        samples = item.samples.get(self.variant, []) if item else []
+        if not samples:
+            self.show(waiting, "", streaming=False)
+            return
+        i = min(index, len(samples) - 1)
+        sample = samples[i]
+        self.show(sample.text, f"{i + 1}/{len(samples)} · seed {sample.seed} · {sample.state}",
+                  streaming=not sample.done and bool(sample.text))
+
+
+class PromptLine(Static):
+    """The prompt compared now (or the one waiting for the model)."""
+
+    def show(self, record: dict[str, Any] | None, label: str) -> None:
+        text = Text()
+        if record is None:
+            text.append("Prompt: ", style="bold")
+            text.append("none yet (h: held-out, t: type one)")
+        else:
+            text.append(f"Prompt ({label}): ", style="bold")
+            text.append(" ".join(str(record.get("input", "")).split()))
+        self.update(text)
+
+
+class ScoreTable(Static):
+    """The style reading over a table of the scores (author, base, each run)."""
+
+    def show(self, session: CompareSession) -> None:
+        table = Table(box=None, expand=True, padding=(0, 1), header_style="bold")
+        for column in SCORE_COLUMNS:
+            table.add_column(column, justify="left" if column == "side" else "right", no_wrap=True,
+                             ratio=2 if column == "side" else 1, overflow="ellipsis")
+        if session.runs:
+            for row in session.score_rows():
+                table.add_row(*row)
+        head = Text((session.style or {}).get("reading") or session.style_note, style="bold")
+        if session.loss_note and not session.losses:
+            head.append(f"  ({session.loss_note})", style="italic")
+        self.update(Group(head, table))

@@ -1,0 +1,115 @@
+"""Saving a comparison: compare.json in each run, compare.html, and ``stylelora-tui export`` after them.
+
+``RUN/compare.json`` holds the base against that one run (the model card
+quotes it); compare.html shows every side compared. An export request (from
+the app's dialog) may then run ``stylelora-tui export RUN`` in a subprocess
+for the model card, a merge or a push.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+from stylelora_tui.runs.run import Run
+
+COMPARE_JSON = "compare.json"
+
+
+def single_run(result: dict[str, Any], run_name: str) -> dict[str, Any]:
+    """The part of a compare result about the base and one run."""
+    variants = ["base", run_name]
+    prompts = [{**p, "samples": {v: p["samples"].get(v, []) for v in variants}} for p in result["prompts"]]
+    return {**result, "run": run_name, "variants": variants, "prompts": prompts}
+
+
+def save_compare_json(result: dict[str, Any], runs: list[Run]) -> None:
+    """Each run's compare.json: the base against that run."""
+    for run in runs:
+        text = json.dumps(single_run(result, run.name), indent=1, ensure_ascii=False)
+        (run.path / COMPARE_JSON).write_text(text, encoding="utf-8")
+
+
+def load_compare_json(run: Run) -> dict[str, Any] | None:
+    """A run's saved compare result, or None when it has none (or it is unreadable)."""
+    try:
+        data = json.loads((run.path / COMPARE_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_page(path: str | Path, result: dict[str, Any], run: Run) -> Path:
+    """compare.html at ``path`` (a folder gets compare.html inside), with ``run``'s loss curve."""
+    from stylelora_tui.compare import html as compare_html
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "compare.html"
+    return compare_html.write(path, result, run.events())
+
+
+# --------------------------------------------------------------------------- export requests
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    path: str  # compare.html
+    card: bool  # `stylelora-tui export RUN`: the model card
+    merge: bool  # ... --merge
+    push: str  # ... --push REPO ("" for none)
+
+
+class ExportResult(NamedTuple):
+    """What an export ends with: the page written (None when it could not be), what to show, and whether all went well."""
+
+    html_path: str | None
+    summary: str
+    ok: bool
+
+
+def export_compare(request: ExportRequest, run: Run, runs: list[Run], data: dict[str, Any],
+                   progress: Callable[[str], None],
+                   started: Callable[[subprocess.Popen], None] = lambda proc: None) -> ExportResult:
+    """Write compare.html and each run's compare.json, then ``stylelora-tui export RUN`` when the request asks for it.
+
+    ``progress`` gets each line the export prints; ``started`` gets the
+    export process, so whoever holds it can stop it on the way out.
+    """
+    try:
+        path = write_page(request.path, data, run)
+        save_compare_json(data, runs)
+    except OSError as exc:
+        return ExportResult(None, f"Could not write compare.html: {exc}", False)
+    if not (request.card or request.merge or request.push):
+        return ExportResult(str(path), "", True)
+    command = [sys.executable, "-m", "stylelora_tui.cli.main", "export", str(run.path)]
+    command += ["--merge"] if request.merge else []
+    command += ["--push", request.push] if request.push else []
+    lines: list[str] = []
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
+        started(proc)
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line.rstrip())
+            progress(line.strip())
+        code = proc.wait()
+    except OSError as exc:
+        return ExportResult(str(path), f"stylelora-tui export did not start: {exc}", False)
+    summary = "\n".join(lines[-20:])
+    return ExportResult(str(path), f"$ stylelora-tui export {' '.join(command[4:])}\n{summary}", code == 0)
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """End a running export on the way out (politely, then not): no orphan."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,313 @@
+"""A comparison built one prompt at a time, as samples stream in: what the Compare section drives.
+
+``CompareSession`` holds the runs compared, the sampling settings, the
+prompts asked and their samples, the held-out losses and the style report,
+and turns them into the compare result (what compare.json holds). It knows
+nothing of threads or widgets: the app feeds it the generation process's
+lines as they arrive, ``build.compare`` (the CLI) feeds it a whole request at
+a time, and a script can do either.
+
+    session = CompareSession.for_runs([run], settings={"n": 2})
+    item = session.start(session.records[0], session.record_label(0))
+    for line in client.events(client.request("generate", **session.request_fields(item))):
+        session.take(item, [line])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stylelora_tui.generation.protocol import (
+    BASE, LOSS_FIELDS, SAMPLING_DEFAULTS, generate_fields, losses_by_variant, sampling_problem,
+)
+from stylelora_tui.runs.run import Run
+
+STYLE_WAITING = "Style scores appear when the samples are done."
+SETTING_FIELDS = (
+    ("temperature", "Temperature (0 is greedy)", float),
+    ("top_p", "Top-p (0 < p <= 1)", float),
+    ("max_new_tokens", "Max new tokens", int),
+    ("n", "Samples per side (n, 1-100)", int),
+    ("seed", "Seed of sample 1 (sample i uses seed + i - 1)", int),
+)
+
+
+@dataclass
+class Sample:
+    seed: int
+    text: str = ""
+    done: bool = False
+    tokens: int | None = None
+    stopped: str | None = None
+
+    @property
+    def state(self) -> str:
+        """How far this sample is, for its pane's subtitle."""
+        return f"{self.tokens} tok · {self.stopped}" if self.done else "generating..." if self.text else "waiting"
+
+
+@dataclass
+class Item:
+    """One prompt compared: its record, the settings used and every side's samples."""
+
+    record: dict[str, Any]
+    label: str
+    settings: dict[str, Any]
+    samples: dict[str, list[Sample]]
+    finished: bool = False
+    error: str = ""
+
+    @classmethod
+    def fresh(cls, record: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
+        """A prompt about to be generated: ``n`` empty samples per side, seeds counted from ``seed``."""
+        samples = {v: [Sample(seed=settings["seed"] + i) for i in range(settings["n"])] for v in variants}
+        return cls(dict(record), label, dict(settings), samples)
+
+    @property
+    def key(self) -> str:
+        return str(self.record.get("id") or self.record.get("input"))
+
+    def take(self, event: dict[str, Any]) -> int | None:
+        """Apply one protocol line of a side of this item; the sample's index when it streamed a token."""
+        samples = self.samples.get(event.get("variant", ""))
+        i = int(event.get("sample", 0))
+        if samples is None or not 0 <= i < len(samples):
+            return None
+        sample = samples[i]
+        sample.seed = int(event.get("seed", sample.seed))
+        if event.get("done"):
+            sample.text, sample.done = str(event.get("text", "")), True
+            sample.tokens, sample.stopped = event.get("tokens"), event.get("stopped")
+        elif "token" in event:
+            sample.text += str(event["token"])
+            return i
+        return None
+
+    def has_samples(self, variants: list[str]) -> bool:
+        return any(s.done for v in variants for s in self.samples.get(v, []))
+
+
+# --------------------------------------------------------------------------- the result's shape, the held-out prompts
+
+
+SAMPLE_FIELDS = ("seed", "text", "tokens", "stopped")
+
+
+def prompt_item(record: dict[str, Any], samples: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
+    """One prompt of a compare result: the record, the author's continuation, each side's samples."""
+    return {
+        "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
+        "reference": record.get("output"),
+        "samples": {v: [{k: sample.get(k) for k in SAMPLE_FIELDS} for sample in samples.get(v, [])] for v in variants},
+    }
+
+
+def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[str, Any], variants: list[str],
+                 items: list[dict[str, Any]], style: dict[str, Any], losses: dict[str, Any],
+                 config: dict[str, Any]) -> dict[str, Any]:
+    """The compare result: what compare.json holds and compare.html renders. ``settings``: the sampling settings used."""
+    return {
+        "run": run_name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": (ready or {}).get("model"),
+        "device": (ready or {}).get("device"),
+        "settings": {"samples": settings["n"], "seed": settings["seed"], "temperature": settings["temperature"],
+                     "top_p": settings["top_p"], "max_new_tokens": settings["max_new_tokens"]},
+        "variants": variants, "prompts": items, "style": style, "eval_loss": losses, "config": config,
+    }
+
+
+def eval_split(run: Run) -> Path:
+    """The run's held-out split: its corpus's eval.jsonl."""
+    return Path(run.config()["data"]["corpus"]) / "eval.jsonl"
+
+
+def held_out_records(run: Run) -> list[dict[str, Any]]:
+    """The run's held-out prompts; raises on a broken config or corpus."""
+    from stylelora_tui.prompting import read_jsonl
+
+    path = eval_split(run)
+    return [r for r in read_jsonl(path) if isinstance(r, dict) and r.get("input")] if path.exists() else []
+
+
+def parse_settings(values: dict[str, str], current: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The settings typed in a form, checked as the generation process checks them."""
+    new = dict(current)
+    for name, label, kind in SETTING_FIELDS:
+        try:
+            new[name] = kind(str(values.get(name, current[name])).strip())
+        except (TypeError, ValueError):
+            return None, f"{label}: not a {'whole ' if kind is int else ''}number"
+    problem = sampling_problem(new)
+    return (None, problem) if problem else (new, "")
+
+
+def fixed(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class CompareSession:
+    """The base and some runs compared on prompts, one at a time."""
+
+    def __init__(self, runs: list[Run], settings: dict[str, Any] | None = None,
+                 records: list[dict[str, Any]] | None = None) -> None:
+        """``records``: the held-out prompts (and the author's passages the style is scored against)."""
+        self.runs = list(runs)
+        self.variants = [BASE, *(run.name for run in self.runs)]
+        self.settings = {**SAMPLING_DEFAULTS, **(settings or {})}
+        self.records = list(records or [])
+        self.items: list[Item] = []
+        self.current: Item | None = None
+        self.index = 0  # the sample looked at, the same in every pane
+        self.follow = True  # the index follows the sample being streamed until the user browses
+        self.pending: tuple[dict[str, Any], str] | None = None  # a prompt asked before the model was ready
+        self.ready: dict[str, Any] | None = None
+        self.losses: dict[str, dict[str, Any]] = {}
+        self.loss_note = ""
+        self.loss_requested = False
+        self.style: dict[str, Any] | None = None
+        self.style_note = STYLE_WAITING
+
+    @classmethod
+    def for_runs(cls, runs: list[Run], settings: dict[str, Any] | None = None) -> CompareSession:
+        """A session with the first run's held-out prompts (raises on a broken config or corpus)."""
+        return cls(runs, settings, held_out_records(runs[0]) if runs else [])
+
+    # ----------------------------------------------------------------- prompts and samples
+
+    def record_label(self, index: int) -> str:
+        return f"held-out {index + 1}/{len(self.records)}"
+
+    def set_ready(self, ready: dict[str, Any]) -> None:
+        """The generation process is up: its variants are the columns."""
+        self.ready = ready
+        self.variants = list(ready.get("variants") or self.variants)
+
+    def start(self, record: dict[str, Any], label: str) -> Item:
+        """A new prompt with the current settings; it replaces an earlier one of the same prompt."""
+        item = Item.fresh(record, label, self.settings, self.variants)
+        self.items = [old for old in self.items if old.key != item.key] + [item]
+        self.current, self.index, self.follow = item, 0, True
+        return item
+
+    def request_fields(self, item: Item) -> dict[str, Any]:
+        """The ``generate`` request for an item."""
+        return generate_fields(item.record, item.settings, self.variants)
+
+    def take(self, item: Item, events: list[dict[str, Any]]) -> list[str]:
+        """Apply a batch of an item's protocol lines; the errors among them, as messages for the user."""
+        errors = []
+        for event in events:
+            if "error" in event:
+                item.error = f"Generation failed: {event['error']}"
+                errors.append(item.error)
+            elif event.get("variant") in item.samples:
+                streamed = item.take(event)
+                if streamed is not None and self.follow and item is self.current:
+                    self.index = streamed
+        return errors
+
+    def finish(self, item: Item, cancelled: bool) -> bool:
+        """The item's request ended; whether it finished well (then it counts in the scores)."""
+        item.finished = not cancelled and not item.error
+        return item.finished
+
+    def take_losses(self, events: list[dict[str, Any]]) -> list[str]:
+        """Apply ``eval_loss`` lines; the errors among them."""
+        self.losses.update(losses_by_variant(events))
+        errors = [f"Held-out loss failed: {e['error']}" for e in events if "error" in e]
+        if errors:
+            self.loss_note = errors[-1]
+        return errors
+
+    def next_seeds(self) -> None:
+        """New seeds, after the current prompt's: sampling again gives new text (greedy the same)."""
+        if self.current is not None:
+            self.settings["seed"] = self.current.settings["seed"] + self.current.settings["n"]
+
+    # ----------------------------------------------------------------- browsing
+
+    def sample_count(self) -> int:
+        return len(next(iter(self.current.samples.values()), [])) if self.current else 0
+
+    def step(self, delta: int) -> bool:
+        """Look at another sample (every side moves together, wrapping); False when there is none."""
+        if not (count := self.sample_count()):
+            return False
+        self.index, self.follow = (self.index + delta) % count, False
+        return True
+
+    def has_samples(self) -> bool:
+        return any(item.has_samples(self.variants) for item in self.items)
+
+    # ----------------------------------------------------------------- scores
+
+    def style_inputs(self) -> tuple[list[str], list[str], dict[str, list[str]]] | None:
+        """The author's held-out passages, the base's and each run's finished samples; None before any prompt finished."""
+        done = [item for item in self.items if item.finished]
+        if not done:
+            return None
+        texts = {v: [s.text for item in done for s in item.samples.get(v, []) if s.done] for v in self.variants}
+        author = [str(r.get("output", "")) for r in self.records if r.get("output")]
+        return author, texts.get(BASE, []), {v: texts[v] for v in self.variants if v != BASE}
+
+    def score(self) -> dict[str, Any] | None:
+        """The style report of the finished prompts, computed here and now (the app does it in a worker)."""
+        from stylelora_tui.compare.stylometry import style_report
+
+        inputs = self.style_inputs()
+        if inputs is not None:
+            self.set_style(style_report(*inputs))
+        return self.style
+
+    def set_style(self, report: dict[str, Any] | None, error: str = "") -> None:
+        self.style = report
+        self.style_note = error or ("" if self.records else "no held-out passages of the author to score against")
+
+    def score_rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """The score table: side, Delta, words per sentence, MATTR, held-out loss and perplexity (the author row first)."""
+        style = self.style or {}
+        author = style.get("author", {})
+        rows = [("author", "0", fixed(author.get("mean_sentence_length"), 1), fixed(author.get("mattr")), "", "")] if style else []
+        for name in self.variants:
+            scores = style.get("variants", {}).get(name, {})
+            loss = self.losses.get(name, {})
+            rows.append((name, fixed(scores.get("delta")), fixed(scores.get("mean_sentence_length"), 1), fixed(scores.get("mattr")),
+                         fixed(loss.get("eval_loss")), fixed(loss.get("perplexity"), 2)))
+        return rows
+
+    def status_line(self, activity: str) -> str:
+        """What is going on, the sampling settings, and the model once loaded."""
+        s, ready = self.settings, self.ready
+        sample = f"sample {self.index + 1}/{self.sample_count()} · " if self.current else ""
+        model = f" · {Path(str(ready.get('model'))).name} on {ready.get('device')}" if ready else ""
+        return (f"{sample}{activity} · T {s['temperature']} · top-p {s['top_p']} · max {s['max_new_tokens']} · "
+                f"n {s['n']} · seed {s['seed']}{model}")
+
+    # ----------------------------------------------------------------- the result
+
+    def result(self, variants: list[str] | None = None) -> dict[str, Any]:
+        """The compare result (what compare.json holds) for the prompts with a finished sample of ``variants``.
+
+        The style report keeps only ``variants``' scores when fewer are asked
+        for. The settings are the current prompt's (the session's may have
+        changed since), the session's when no prompt has a sample.
+        """
+        variants = variants or self.variants
+        items = [item for item in self.items if item.has_samples(variants)]
+        used = (self.current or items[-1]).settings if items else self.settings
+        try:
+            config = self.runs[0].config() if self.runs else {}
+        except Exception:  # noqa: BLE001 - the page still has the samples
+            config = {}
+        report = self.style or {}
+        if self.style and len(variants) < len(self.variants):
+            report = {**report, "variants": {v: s for v, s in report.get("variants", {}).items() if v in variants}}
+        done = {id(item): {v: [vars(s) for s in item.samples.get(v, []) if s.done] for v in variants} for item in items}
+        return build_result(
+            run_name=", ".join(v for v in variants if v != BASE), ready=self.ready, settings=used, variants=variants,
+            items=[prompt_item(item.record, done[id(item)], variants) for item in items], style=report,
+            losses={v: {k: loss.get(k) for k in LOSS_FIELDS} for v, loss in self.losses.items() if v in variants},
+            config=config,
+        )
