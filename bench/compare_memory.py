@@ -4,7 +4,7 @@
 
 (a) ``adapter``: the base model with the LoRA adapter (PEFT); base outputs
     come from the same weights under ``disable_adapter()`` (what
-    ``stylelora_tui.generation.server`` does).
+    ``stylelora_tui.generation.engine`` does).
 (b) ``separate``: the base model and the merged model loaded side by side.
 (0) ``baseline``: the same imports, no model: the floor both share.
 
