@@ -6,13 +6,18 @@
 from __future__ import annotations
 
 import gc
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App
+from textual.binding import Binding
+from textual.dom import DOMNode
+from textual.worker import Worker, WorkerState
 
-from stylelora_tui.screens.commands import CommandsProvider, bindings
+from stylelora_tui.screens.commands import SCOPE_TITLES, CommandsProvider, bindings, check_keymap
+from stylelora_tui.screens.messages import WorkerFailed
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
 from stylelora_tui.themes.settings import Settings
 from stylelora_tui.runs.workspace import Workspace
@@ -25,49 +30,51 @@ SCREENS_DIR = Path(__file__).parent
 SECTIONS = ("corpus", "config", "train", "compare", "runs")
 # Each section's stylesheet (its screen's CSS_PATH), read when the section is first shown.
 SECTION_CSS = {section: SCREENS_DIR / f"{'config_form' if section == 'config' else section}.tcss" for section in SECTIONS}
+FAILURE_REPEAT_S = 10.0  # the same worker failure again within this many seconds is not notified again
+# What each worker does, for the failure notification (others are named after their method).
+WORKER_TASKS = {
+    "run_pipeline": "the corpus pipeline", "run_estimate": "the memory estimate", "prepare_launch": "preparing the launch",
+    "do_launch": "the launch", "control": "the run action", "estimate_hint": "the memory hint",
+    "run_session": "the generation process", "run_process": "the generation process", "run_style": "the style score", "run_export": "the export",
+}
 
 
-def _styled(screen):
-    """``screen``, marked as styled by the current CSS.
-
-    Textual re-parses every stylesheet and restyles the whole app when a mode's
-    screen is first made (it cannot know the screen has never been styled). The
-    stylesheet already holds the theme's variables and the new screen is styled
-    as it mounts, so that pass is wasted: a tenth of the time to the first frame,
-    and more on the first visit to each section.
-    """
-    screen._css_update_count = screen.app._css_update_count
-    return screen
+def failure_text(error: BaseException | None) -> str:
+    """A worker's error for the user: its type and message, no traceback."""
+    if error is None:
+        return "no details"
+    message = str(error).strip() or "no details"
+    return f"{type(error).__name__}: {message}"
 
 
 def _corpus_screen():
     from stylelora_tui.screens.corpus import CorpusScreen
 
-    return _styled(CorpusScreen())
+    return CorpusScreen()
 
 
 def _config_screen():
     from stylelora_tui.screens.config_form import ConfigScreen
 
-    return _styled(ConfigScreen())
+    return ConfigScreen()
 
 
 def _train_screen():
     from stylelora_tui.screens.train import TrainScreen
 
-    return _styled(TrainScreen())
+    return TrainScreen()
 
 
 def _runs_screen():
     from stylelora_tui.screens.runs import RunsScreen
 
-    return _styled(RunsScreen())
+    return RunsScreen()
 
 
 def _compare_screen():
     from stylelora_tui.screens.compare import CompareScreen
 
-    return _styled(CompareScreen())
+    return CompareScreen()
 
 
 class StyleLoraApp(App[int]):
@@ -99,9 +106,62 @@ class StyleLoraApp(App[int]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self.settings.theme if self.settings.theme in self.available_themes else DEFAULT_THEME
+        self.css_variables_applied = self.get_css_variables()  # what the stylesheet is first parsed with
+        # The user's [keymap] (command id -> keys): every binding carries its command's id.
+        self.keymap, problems = check_keymap(self.settings.keymap)
+        self.settings_problems = self.settings.problems + problems
+        self.set_keymap(self.keymap)
+        self._clashes_told: set[str] = set()
+        self._last_failure: tuple[str, str, float] = ("", "", 0.0)
 
     def on_mount(self) -> None:
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        for problem in self.settings_problems:
+            self.notify(problem, title="settings.toml", severity="warning", timeout=10)
+
+    def refresh_css(self, animate: bool = True) -> None:
+        """Re-parse and restyle only when the CSS variables (the theme) changed since the last pass.
+
+        Textual calls this when a mode's screen is first made and when it is
+        switched to, even though nothing changed: a full re-parse of every
+        stylesheet and a restyle of the app, a tenth of the time to the first
+        frame and three passes on the first visit to a section. A new screen is
+        styled as it mounts, and a new section's stylesheet is read (and applied)
+        by Textual before this is called.
+        """
+        variables = self.get_css_variables()
+        if variables == self.css_variables_applied:
+            return
+        self.css_variables_applied = variables
+        super().refresh_css(animate)
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: DOMNode) -> None:
+        """A keymap key that another command had: say once which command lost it."""
+        for binding in clashed_bindings:
+            if binding.id and binding.id not in self._clashes_told:
+                self._clashes_told.add(binding.id)
+                self.notify(f"keymap: {binding.key!r} now runs another command; {binding.id} lost it", title="settings.toml", severity="warning")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:  # a worker of the app itself
+            self.post_message(WorkerFailed(event.worker, ""))
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        """Every worker's failure, in one place: a notification naming the section, the task and the cause.
+
+        Workers run with ``exit_on_error=False``, so a failure never ends the app
+        nor prints a traceback; the sections hand theirs over (``SectionScreen``).
+        """
+        worker = message.worker
+        section = SCOPE_TITLES.get(message.section, "")
+        task = WORKER_TASKS.get(worker.name, worker.name.replace("_", " ") or "a background task")
+        title = f"{section}: {task} failed" if section else f"{task} failed".capitalize()
+        text = failure_text(worker.error)
+        now = time.monotonic()
+        if self._last_failure[:2] == (title, text) and now - self._last_failure[2] < FAILURE_REPEAT_S:
+            return  # the same failure again (a worker rerun on every change): one notification is enough
+        self._last_failure = (title, text, now)
+        self.notify(text, title=title, severity="error", timeout=12)
 
     def on_ready(self) -> None:
         gc.enable()  # app_cli pauses collection for the start-up burst
@@ -133,7 +193,11 @@ class StyleLoraApp(App[int]):
             path = self.workspace.newest_config()
             if path is None:
                 raise RunError(f"No config yet: fill in the Config section (2), or save one in {self.workspace.configs_dir}.")
-            raw = cfg.parse_yaml(path.read_text(encoding="utf-8-sig"), source=str(path))[0]
+            try:
+                text = path.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RunError(f"Cannot read the config {path}: {exc}") from exc
+            raw = cfg.parse_yaml(text, source=str(path))[0]
         config, problems = cfg.validate(raw, workspace=self.workspace.root, check_paths=True)
         if problems:
             raise cfg.ConfigError(problems)

@@ -1,9 +1,12 @@
 """Every user command, declared once.
 
-A ``Command`` gives the key binding, the footer hint, the command-palette
-entry and the help-screen line, so they never disagree. Screens take their
-``BINDINGS`` from ``bindings(scope)``; the palette ``CommandsProvider`` and
-the help screen read ``COMMANDS``.
+A ``Command`` gives the key binding (with the command's id, so a user keymap
+can move it), the footer hint, the command-palette entry and the help-screen
+line, so they never disagree. Screens take their ``BINDINGS`` from
+``bindings(scope)``; the palette ``CommandsProvider`` and the help screen read
+``COMMANDS``, and show the keys through ``keys_of`` so a remapped key reads
+the same everywhere. The app applies the ``[keymap]`` of ``settings.toml``
+with ``App.set_keymap`` at start-up (``apply_keymap``).
 """
 
 from __future__ import annotations
@@ -45,30 +48,27 @@ class Command:
     footer: bool = True
     priority: bool = False
     palette: bool = True
-    footer_as: tuple[str, str] | None = None  # (key, title) shown in the footer instead of its own
 
     @property
     def key_display(self) -> str:
-        first = self.key.split(",")[0]
-        return KEY_NAMES.get(first, first.replace("ctrl+", "^"))
+        return key_name(self.key.split(",")[0])
 
     def binding(self) -> Binding:
-        key_display, title = self.footer_as or (self.key_display, self.title)
         return Binding(
             self.key,
             self.action,
-            title,
+            self.title,
             show=self.footer,
             priority=self.priority,
             tooltip=self.help,
             id=self.id,
-            key_display=key_display,
+            key_display=self.key_display,
         )
 
 
 COMMANDS: tuple[Command, ...] = (
-    # Sections (modes): one key each, shown in the footer as a single "1-5 Sections".
-    Command("section.corpus", "1", "switch_section('corpus')", "Corpus", "Corpus: import texts, browse passages, stats", footer_as=("1-5", "Sections")),
+    # Sections (modes): one key each, named with their keys in the title bar's tab strip (not the footer).
+    Command("section.corpus", "1", "switch_section('corpus')", "Corpus", "Corpus: import texts, browse passages, stats", footer=False),
     Command("section.config", "2", "switch_section('config')", "Config", "Config: the run config form and the live memory estimate", footer=False),
     Command("section.train", "3", "switch_section('train')", "Train", "Train: start a run, follow its loss live, stop, resume, fork", footer=False),
     Command("section.compare", "4", "switch_section('compare')", "Compare", "Compare: base vs adapter side by side", footer=False),
@@ -124,6 +124,31 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+def key_name(key: str) -> str:
+    """How a key reads on screen: "?" for question_mark, "^s" for ctrl+s."""
+    key = key.strip()
+    return KEY_NAMES.get(key, key.replace("ctrl+", "^"))
+
+
+def keys_of(command: Command, keymap: dict[str, str] | None = None) -> list[str]:
+    """The keys that run ``command`` now (a user keymap replaces the declared ones), as they read."""
+    keys = (keymap or {}).get(command.id) or command.key
+    return [key_name(key) for key in keys.split(",") if key.strip()]
+
+
+def command_by_id(command_id: str) -> Command | None:
+    return next((command for command in COMMANDS if command.id == command_id), None)
+
+
+def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(the entries naming a known command, one problem line per other entry)."""
+    known = {command.id for command in COMMANDS}
+    good = {command_id: keys for command_id, keys in keymap.items() if command_id in known}
+    problems = [f"keymap: no command {command_id!r} (F1 lists the commands; ids look like 'section.corpus')"
+                for command_id in keymap if command_id not in known]
+    return good, problems
+
+
 def bindings(scope: str) -> list[Binding]:
     return [command.binding() for command in COMMANDS if command.scope == scope]
 
@@ -138,6 +163,9 @@ def by_scope() -> dict[str, list[Command]]:
 class CommandsProvider(Provider):
     """The palette: app commands everywhere, screen commands on their screen."""
 
+    def key_text(self, command: Command) -> str:
+        return ", ".join(keys_of(command, getattr(self.app, "keymap", None))) or "none"
+
     def _commands(self) -> list[Command]:
         scope = getattr(self.screen, "SCOPE", None)
         return [c for c in COMMANDS if c.palette and c.scope in ("app", scope)]
@@ -149,7 +177,7 @@ class CommandsProvider(Provider):
 
     async def discover(self) -> Hits:
         for command in self._commands():
-            yield DiscoveryHit(f"{SCOPE_TITLES.get(command.scope, command.scope)}: {command.title}", partial(self._run, command), help=f"{command.help} (key {command.key_display})")
+            yield DiscoveryHit(f"{SCOPE_TITLES.get(command.scope, command.scope)}: {command.title}", partial(self._run, command), help=f"{command.help} (key {self.key_text(command)})")
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -157,4 +185,4 @@ class CommandsProvider(Provider):
             text = f"{SCOPE_TITLES.get(command.scope, command.scope)}: {command.title}"
             score = max(matcher.match(text), matcher.match(command.help) * 0.8)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(self._run, command), help=f"{command.help} (key {command.key_display})")
+                yield Hit(score, matcher.highlight(text), partial(self._run, command), help=f"{command.help} (key {self.key_text(command)})")

@@ -14,7 +14,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
@@ -22,6 +21,7 @@ from stylelora_tui import config as cfg
 from stylelora_tui.screens.commands import COMMANDS, bindings
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
+from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.screens.widgets import EstimatePanel, KeyBar, TitleBar, compute_estimate
 
 AUTO_CHOICES = [("auto", "auto"), ("true", True), ("false", False)]
@@ -67,7 +67,7 @@ class FieldList(VerticalScroll, can_focus=False):
     BINDINGS = [command.binding() for command in COMMANDS if command.id in ("config.next", "config.previous")]
 
 
-class ConfigScreen(Screen):
+class ConfigScreen(SectionScreen):
 
     CSS_PATH = Path(__file__).parent / "config_form.tcss"
     SCOPE = "config"
@@ -263,7 +263,7 @@ class ConfigScreen(Screen):
 
     def on_estimate_ready(self, message: EstimateReady) -> None:
         if message.generation == self._generation:
-            self.query_one(EstimatePanel).show(message.estimate, message.verdicts)
+            self.query_one(EstimatePanel).show(message.estimate, message.flipped)
 
     def on_descendant_focus(self, event) -> None:
         tip = getattr(event.widget, "tooltip", None)

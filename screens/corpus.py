@@ -16,14 +16,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Input, Label, Static
 from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
-from stylelora_tui.screens.widgets import KeyBar, PathSuggester, TitleBar, bars, chat_renderer, plain_record
+from stylelora_tui.screens.section import SectionScreen
+from stylelora_tui.prompting import chat_renderer, plain_record
+from stylelora_tui.screens.widgets import KeyBar, PathSuggester, TitleBar, corpus_stats
 
 VIEWS = ("preview", "stats", "sources")
 # Rows in the passage table at once. A DataTable lays out and measures every row: 12,000
@@ -48,7 +49,7 @@ def _sort_value(passage: Any, column: str) -> Any:
     return value if value is not None else ""
 
 
-class CorpusScreen(Screen):
+class CorpusScreen(SectionScreen):
 
     CSS_PATH = Path(__file__).parent / "corpus.tcss"
     SCOPE = "corpus"
@@ -170,13 +171,10 @@ class CorpusScreen(Screen):
         if event.worker.group != "corpus" or event.state not in (WorkerState.ERROR, WorkerState.CANCELLED):
             return
         self.query_one("#progress-row").display = False
-        error = event.worker.error
-        if event.state == WorkerState.CANCELLED or type(error).__name__ == "PrepareCancelled":
+        if event.state == WorkerState.CANCELLED or type(event.worker.error).__name__ == "PrepareCancelled":
+            event.prevent_default()  # the user's own doing: not a failure for the app's handler
             self.notify("Import cancelled; the corpus is unchanged")
-        else:
-            from stylelora_tui.screens.dialogs import MessageDialog
-
-            self.app.push_screen(MessageDialog("Corpus error", f"{error}", error=True))
+        # Any other error goes on to the app's one handler (SectionScreen hands it over).
 
     # ----------------------------------------------------------------- views
 
@@ -246,25 +244,7 @@ class CorpusScreen(Screen):
             self._fill_sources()
 
     def _fill_stats(self) -> None:
-        corpus = self.corpus
-        report = corpus.report
-        included = [p for p in corpus.passages if not p.excluded]
-        text = Text()
-        text.append("Passages ", style="bold")
-        text.append(f"{len(corpus.passages)} ({len(included)} included, {len(corpus.passages) - len(included)} excluded)\n")
-        text.append("Words ", style="bold")
-        text.append(f"{sum(p.words for p in included):,}  records: {len(corpus.train)} train, {len(corpus.eval)} eval\n")
-        text.append("Duplicates dropped ", style="bold")
-        text.append(f"{report.exact_duplicates} exact, {report.near_duplicates} near\n")
-        text.append(f"Tokens: {report.tokens_note or ('exact' if report.tokens_exact else 'estimated')}\n\n", style="dim")
-        text.append("Passage length (words)\n", style="bold")
-        bins = report.words.histogram
-        text.append(bars([b.count for b in bins], [f"{b.lo}-{b.hi}" for b in bins], width=18))
-        rejects = list(report.skipped_files) + list(report.rejects)
-        text.append(f"\nRejected ({len(rejects)})\n", style="bold")
-        for reject in rejects[:200]:
-            text.append(f"{reject}\n")
-        self.query_one("#stats-text", Static).update(text)
+        self.query_one("#stats-text", Static).update(corpus_stats(self.corpus))
 
     def _fill_sources(self) -> None:
         sources = self.query_one("#sources", DataTable)

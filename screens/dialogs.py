@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,9 +12,14 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 
-class _Dialog(ModalScreen):
+T = TypeVar("T")
+
+
+class Dialog(ModalScreen[T]):
+    """The frame every dialog shares (centred, bordered); subclasses say what ``dismiss`` returns."""
+
     DEFAULT_CSS = """
-    _Dialog, ConfirmDialog, MessageDialog, ChoiceDialog, FieldsDialog {
+    Dialog, ConfirmDialog, MessageDialog, ChoiceDialog, FieldsDialog {
         align: center middle;
     }
     .dialog {
@@ -34,7 +39,7 @@ class _Dialog(ModalScreen):
     """
 
 
-class ConfirmDialog(_Dialog):
+class ConfirmDialog(Dialog[bool]):
     """Yes or no: ``dismiss(True)`` to go ahead."""
 
     BINDINGS = [
@@ -64,7 +69,7 @@ class ConfirmDialog(_Dialog):
         self.dismiss(value)
 
 
-class MessageDialog(_Dialog):
+class MessageDialog(Dialog[None]):
     """A message (an error, a diff) to read and close."""
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close")]
@@ -91,7 +96,7 @@ class MessageDialog(_Dialog):
         self.dismiss(None)
 
 
-class ChoiceDialog(_Dialog):
+class ChoiceDialog(Dialog["str | None"]):
     """Pick one of several options: ``dismiss(option id)`` or ``None``."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -120,7 +125,7 @@ class ChoiceDialog(_Dialog):
         self.dismiss(None)
 
 
-class FieldsDialog(_Dialog):
+class FieldsDialog(Dialog["dict[str, str] | None"]):
     """A few labelled text fields: ``dismiss({name: text})`` or ``None``."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

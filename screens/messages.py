@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.message import Message
+from textual.worker import Worker
+
+if TYPE_CHECKING:  # types only: the screens import these modules when they need them
+    from stylelora_tui.corpus.folder import Corpus
+    from stylelora_tui.corpus.report import PrepareReport
+    from stylelora_tui.training.estimate import Estimate
+
+    #: An estimate, why it failed, or None when the model's shape is unknown.
+    EstimateResult = Estimate | Exception | None
 
 
 class ImportProgress(Message):
@@ -22,7 +32,10 @@ class ImportProgress(Message):
 class ImportFinished(Message):
     """An import or re-chunk ended; ``corpus`` is the freshly loaded corpus."""
 
-    def __init__(self, corpus: Any, report: Any, note: str, renderer: Any = None, render_note: str = "") -> None:
+    def __init__(
+        self, corpus: Corpus, report: PrepareReport, note: str,
+        renderer: Callable[[dict[str, Any]], str] | None = None, render_note: str = "",
+    ) -> None:
         super().__init__()
         self.renderer = renderer
         self.render_note = render_note
@@ -38,12 +51,12 @@ class ImportFailed(Message):
 
 
 class EstimateReady(Message):
-    """The estimate for the form's current values (None: no shape known)."""
+    """The estimate for the form's current values, and with gradient checkpointing flipped."""
 
-    def __init__(self, estimate: Any, verdicts: Any, generation: int) -> None:
+    def __init__(self, estimate: EstimateResult, flipped: EstimateResult, generation: int) -> None:
         super().__init__()
         self.estimate = estimate
-        self.verdicts = verdicts
+        self.flipped = flipped
         self.generation = generation
 
 
@@ -61,7 +74,7 @@ class RunActionDone(Message):
 class LaunchReady(Message):
     """The launch summary for the confirm dialog, computed off the UI thread."""
 
-    def __init__(self, config: Any, config_path: Any, summary: str) -> None:
+    def __init__(self, config: dict[str, dict[str, Any]], config_path: Path | None, summary: str) -> None:
         super().__init__()
         self.config = config
         self.config_path = config_path
@@ -132,3 +145,15 @@ class ExportDone(Message):
         self.html_path = html_path
         self.summary = summary
         self.ok = ok
+
+
+# --------------------------------------------------------------------------- every section
+
+
+class WorkerFailed(Message):
+    """A section's worker ended with an error: the app's one handler tells the user."""
+
+    def __init__(self, worker: Worker[Any], section: str) -> None:
+        super().__init__()
+        self.worker = worker
+        self.section = section

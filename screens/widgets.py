@@ -18,39 +18,70 @@ from textual.widgets import Static
 
 
 class TitleBar(Widget, can_focus=False):
-    """The title line: Textual's Header (theme's panel colours, palette icon, centred title) as one widget.
+    """The title line: the sections as tabs with their keys (the current one lit), then the title.
 
-    Textual's Header is four widgets with stylesheets of their own, a few per
-    cent of the app's start-up; this draws the same line. A click on the icon
-    opens the command palette, as there.
+    A new user sees every section's name and key on the first screen, at 80
+    columns too; a click on a tab opens that section, a click on the icon the
+    command palette (as on Textual's Header). One widget, not Header's four:
+    its stylesheets were a few per cent of the app's start-up.
     """
 
     DEFAULT_CSS = """
-    TitleBar { dock: top; width: 100%; height: 1; background: $panel; color: $foreground; }
+    TitleBar {
+        dock: top; width: 100%; height: 1; background: $panel; color: $foreground;
+        & > .titlebar--key { color: $text-muted; }
+        & > .titlebar--current { background: $primary; color: $background; text-style: bold; }
+    }
     """
-    ICON_WIDTH = 8  # Textual's HeaderIcon: " ⭘" in 8 cells; the title is centred between it and a 10-cell margin
-    RIGHT_WIDTH = 10
+    COMPONENT_CLASSES = {"titlebar--key", "titlebar--current"}
+    ICON = " \u2b58 "
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._tabs: list[tuple[int, int, str]] = []  # (start, end, section) of each tab drawn
 
     def on_mount(self) -> None:
         for node in (self.app, self.screen):
             for attribute in ("title", "sub_title"):
                 self.watch(node, attribute, lambda _value: self.refresh(), init=False)
 
-    def render(self) -> Content:
+    def tabs(self) -> list[tuple[str, str, str]]:
+        """(section, its first key as it reads, its title) of every section, in order."""
+        from stylelora_tui.screens.commands import COMMANDS, keys_of
+
+        keymap = getattr(self.app, "keymap", None)
+        return [(c.id.split(".", 1)[1], (keys_of(c, keymap) or ["-"])[0], c.title) for c in COMMANDS if c.id.startswith("section.")]
+
+    def render(self) -> Text:
         screen, app = self.screen, self.app
-        title = app.format_title(
-            screen.title if screen.title is not None else app.title,
-            screen.sub_title if screen.sub_title is not None else app.sub_title,
-        )
-        middle = max(0, self.size.width - self.ICON_WIDTH - self.RIGHT_WIDTH)
-        title = title.truncate(middle, ellipsis=True)
-        left = (middle - title.cell_length) // 2
-        icon = " \u2b58".ljust(self.ICON_WIDTH) if app.ENABLE_COMMAND_PALETTE else " " * self.ICON_WIDTH
-        return Content.assemble(icon, " " * left, title, " " * (middle - left - title.cell_length + self.RIGHT_WIDTH))
+        key_style = self.get_component_rich_style("titlebar--key")
+        current_style = self.get_component_rich_style("titlebar--current")
+        line = Text(self.ICON if app.ENABLE_COMMAND_PALETTE else " " * len(self.ICON))
+        current, self._tabs = getattr(screen, "SCOPE", None), []
+        for section, key, title in self.tabs():
+            start = line.cell_len
+            if section == current:
+                line.append(f" {key} {title} ", current_style)
+            else:
+                line.append(" ").append(key, key_style).append(f" {title} ")
+            self._tabs.append((start, line.cell_len, section))
+        sub_title = screen.sub_title if screen.sub_title is not None else app.sub_title
+        room = max(0, self.size.width - line.cell_len - 2)
+        # The app's name and the section's subtitle; the subtitle alone when both do not fit.
+        for title in (app.format_title(screen.title if screen.title is not None else app.title, sub_title), Content(sub_title)):
+            if title.cell_length <= room:
+                break
+        title = title.truncate(room, ellipsis=True)
+        line.append(" " * (self.size.width - line.cell_len - title.cell_length - 1)).append(title.plain).append(" ")
+        return line
 
     async def on_click(self, event: events.Click) -> None:
-        if event.x < self.ICON_WIDTH and self.app.ENABLE_COMMAND_PALETTE:
+        if event.x < len(self.ICON) and self.app.ENABLE_COMMAND_PALETTE:
             await self.run_action("app.command_palette")
+            return
+        for start, end, section in self._tabs:
+            if start <= event.x < end:
+                self.app.switch_mode(section)
 
 
 class KeyBar(Widget, can_focus=False):
@@ -238,6 +269,28 @@ def bars(counts: list[int], labels: list[str], width: int = 20) -> Text:
         text.append(f"{label:>{label_width}} ")
         text.append("#" * filled, style="bold")
         text.append(f" {count}\n")
+    return text
+
+
+def corpus_stats(corpus: Any) -> Text:
+    """The Corpus section's stats view: counts, duplicates, the length histogram, what was rejected."""
+    report = corpus.report
+    included = [p for p in corpus.passages if not p.excluded]
+    text = Text()
+    text.append("Passages ", style="bold")
+    text.append(f"{len(corpus.passages)} ({len(included)} included, {len(corpus.passages) - len(included)} excluded)\n")
+    text.append("Words ", style="bold")
+    text.append(f"{sum(p.words for p in included):,}  records: {len(corpus.train)} train, {len(corpus.eval)} eval\n")
+    text.append("Duplicates dropped ", style="bold")
+    text.append(f"{report.exact_duplicates} exact, {report.near_duplicates} near\n")
+    text.append(f"Tokens: {report.tokens_note or ('exact' if report.tokens_exact else 'estimated')}\n\n", style="dim")
+    text.append("Passage length (words)\n", style="bold")
+    bins = report.words.histogram
+    text.append(bars([b.count for b in bins], [f"{b.lo}-{b.hi}" for b in bins], width=18))
+    rejects = list(report.skipped_files) + list(report.rejects)
+    text.append(f"\nRejected ({len(rejects)})\n", style="bold")
+    for reject in rejects[:200]:
+        text.append(f"{reject}\n")
     return text
 
 
