@@ -159,3 +159,22 @@ async def test_form_is_walked_with_arrows_and_single_keys_switch_until_a_field_i
         assert app.focused is None and not app.config_dirty
         await pilot.press("3")
         assert app.current_mode == "train"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_every_field_label_is_whole(tmp_path: Path, size: tuple[int, int]) -> None:
+    """Labels are the PEFT/TRL names: none cut ("per_device_train_b" at 100 columns was)."""
+    from stylelora_tui import config as cfg
+
+    app = make_app(tmp_path / "ws", start="config", save_settings=False)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        labels = list(app.screen.query(".field-label"))
+        assert sorted(str(label.render()) for label in labels) == sorted(key for keys in cfg.SCHEMA.values() for key in keys)
+        for label in labels:
+            key = str(label.render())
+            assert label.size.width > len(key), f"{key} gets {label.size.width} cells at {size}"
+            # A text or menu field beside it keeps room for a value.
+            field = label.parent.children[1]
+            if type(field).__name__ in ("Input", "FieldSelect"):
+                assert field.size.width >= 12, f"{key}'s field gets {field.size.width} cells at {size}"

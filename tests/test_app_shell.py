@@ -80,8 +80,17 @@ async def test_key_bar_shows_the_keys_that_apply_and_a_click_presses_one(tmp_pat
         await pilot.pause()
         bar = app.screen.query_one("KeyBar")
         line = bar.render().plain
-        assert line.startswith(" 1-5 Sections f1 Help i Import / Filter") and line.rstrip().endswith("^p palette")
-        assert len(line) == 80 and "Re-chunk" not in line  # whole keys only; the rest are in help and the palette
+        # The sections are in the title bar's tabs, so the key bar starts with help and the section's own keys.
+        assert line.startswith(" f1 Help i Import / Filter") and line.rstrip().endswith("^p palette")
+        assert "Sections" not in line
+        assert len(line) == 80 and " r Re-chunk " in line
+        await pilot.resize_terminal(50, 24)
+        await pilot.pause()
+        narrow = bar.render().plain
+        # Whole keys only; the rest are in help and the palette.
+        assert len(narrow) == 50 and "Re-c" not in narrow and narrow.rstrip().endswith("^p palette")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
         # Typing in the import field: its single-letter keys are not shown (they type), and the bar follows.
         await pilot.press("i")
         await pilot.pause()
@@ -96,15 +105,31 @@ async def test_key_bar_shows_the_keys_that_apply_and_a_click_presses_one(tmp_pat
         assert type(app.screen).__name__ == "HelpScreen"
 
 
-async def test_title_bar_follows_the_section_and_its_icon_opens_the_palette(tmp_path: Path) -> None:
+async def test_title_bar_names_every_section_lights_the_current_one_and_its_icon_opens_the_palette(tmp_path: Path) -> None:
+    """A new user sees every section's name and key on the first screen, at 80x24."""
     app = make_app(tmp_path / "ws", save_settings=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        line = app.screen.query_one("TitleBar").render().plain
-        assert len(line) == 80 and line.split() == ["\u2b58", "stylelora-tui", "\u2014", "Corpus"]
+        bar = app.screen.query_one("TitleBar")
+        line = bar.render().plain
+        assert len(line) == 80
+        assert line.split()[:11] == ["\u2b58", "1", "Corpus", "2", "Config", "3", "Train", "4", "Compare", "5", "Runs"]
+        assert line.rstrip().endswith("stylelora-tui \u2014 Corpus")
+
+        def lit(bar) -> str:
+            text = bar.render()
+            current = bar.get_component_rich_style("titlebar--current")
+            return "".join(text.plain[span.start:span.end] for span in text.spans if span.style == current).strip()
+
+        assert lit(bar) == "1 Corpus"
         await pilot.press("5")
         await pilot.pause()
-        assert app.screen.query_one("TitleBar").render().plain.split()[1:] == ["stylelora-tui", "\u2014", "Runs"]
+        bar = app.screen.query_one("TitleBar")
+        assert lit(bar) == "5 Runs" and bar.render().plain.rstrip().endswith("stylelora-tui \u2014 Runs")
+        # A click on a tab opens its section.
+        await pilot.click("TitleBar", offset=(bar.render().plain.index("Config"), 0))
+        await pilot.pause()
+        assert app.current_mode == "config"
         await pilot.click("TitleBar", offset=(1, 0))
         await pilot.pause()
         assert type(app.screen).__name__ == "CommandPalette"

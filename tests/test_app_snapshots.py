@@ -1,4 +1,4 @@
-"""Layout snapshots (pytest-textual-snapshot): 80x24 and 120x40, a dark and a light theme.
+"""Layout snapshots (pytest-textual-snapshot): 80x24 and 120x40 (Config: also 100x30), a dark and a light theme.
 
 Update after an intended change with ``pytest tests/test_app_snapshots.py --snapshot-update``.
 """
@@ -15,6 +15,7 @@ from stylelora_tui.screens.app import make_app
 # A fixed folder, so no random temporary path shows up in a snapshot.
 WORKSPACE = Path("/tmp/stylelora-tui-snapshot-ws")
 SIZES = [(80, 24), (120, 40)]
+CONFIG_SIZES = [(80, 24), (100, 30), (120, 40)]  # 100 columns cut the labels once ("per_device_train_b2")
 THEMES = ["stylelora-dark", "stylelora-light"]
 
 
@@ -52,7 +53,7 @@ def test_corpus_snapshot(snap_compare, workspace: Path, theme: str, size: tuple[
 
 
 @pytest.mark.parametrize("theme", THEMES)
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", CONFIG_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_config_snapshot(snap_compare, workspace: Path, theme: str, size: tuple[int, int]) -> None:
     async def run_before(pilot) -> None:
         await pilot.pause(0.3)
