@@ -34,3 +34,34 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     """The demo workspace lives here: ``$STYLELORA_DATA_DIR`` or the XDG data dir."""
     return _dir("STYLELORA_DATA_DIR", "data")
+
+
+class BadName(ValueError):
+    """A user-given name that cannot be used as one folder or file name."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is safe as one path component inside its folder, else BadName.
+
+    Run, config and other user-given names become a folder or file name under
+    the workspace: a separator or ``..`` would put it somewhere else, and a
+    leading dot would hide it (and clash with our own ``.lock`` files).
+    """
+    reason = None
+    if not name or not name.strip():
+        reason = "is empty"
+    elif "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        reason = "contains a path separator"
+    elif name in (".", ".."):
+        reason = "names a parent or current folder"
+    elif name.startswith("."):
+        reason = "starts with a dot"
+    elif name != name.strip():
+        reason = "starts or ends with a space"
+    elif any(ord(char) < 32 for char in name):
+        reason = "contains a control character"
+    if reason:
+        raise BadName(
+            f"{what} {name!r} {reason}: use letters, digits, '-', '_' and '.' (it becomes one folder or file name)"
+        )
+    return name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ SECTIONS = ("corpus", "config", "train", "compare", "runs")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "open":
         parser.add_argument(
-            "workspace", nargs="?", default=".", help="workspace folder (corpus/, configs/, runs/); created if missing"
+            "workspace", nargs="?", default=None,
+            help="workspace folder (corpus/, configs/, runs/); created if missing "
+            "(default: $STYLELORA_WORKSPACE or the current folder)",
         )
     if name == "demo":
         parser.add_argument(
@@ -39,14 +42,13 @@ def train_demo(root: Path) -> int:
     from stylelora_tui import config as config_mod
     from stylelora_tui.demo import DEMO_CONFIG_NAME
     from stylelora_tui.runs.workspace import Workspace
-    from stylelora_tui.runs.control import create_run, launch
+    from stylelora_tui.runs.control import start_run
     from stylelora_tui.cli.follow import follow
 
     workspace = Workspace(root)
     config_path = workspace.configs_dir / DEMO_CONFIG_NAME
     cfg = config_mod.load(config_path, workspace=root)
-    run = create_run(workspace, cfg, config_path=config_path)
-    launch(run)
+    run, _ = start_run(workspace, cfg, config_path=config_path)
     print(f"demo run {run.name} started in {run.path}", file=sys.stderr)
     return follow(run)
 
@@ -56,7 +58,7 @@ def build_app(args: argparse.Namespace):
     if args.command == "demo":
         root = demo_workspace()
     else:
-        root = Path(args.workspace).expanduser().resolve()
+        root = Path(args.workspace or os.environ.get("STYLELORA_WORKSPACE") or ".").expanduser().resolve()
         if root.exists() and not root.is_dir():
             print(f"stylelora-tui: {root} is a file, not a workspace folder", file=sys.stderr)
             return 2
@@ -76,7 +78,14 @@ def build_app(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "demo" and args.train:
-        return train_demo(demo_workspace())
+        from stylelora_tui.config import ConfigError
+        from stylelora_tui.runs.run import RunError
+
+        try:
+            return train_demo(demo_workspace())
+        except (RunError, ConfigError) as exc:
+            print(f"stylelora-tui demo: {exc}", file=sys.stderr)
+            return 2
     app = build_app(args)
     if isinstance(app, int):
         return app

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("stylelora_tui.cli.runs", "list the workspace's runs"),
     "compare": ("stylelora_tui.cli.compare", "generate base vs adapted samples and write compare.html"),
     "export": ("stylelora_tui.cli.export", "write the model card, merge the adapter, push to the Hub"),
+    "config": ("stylelora_tui.cli.config", "make a config from a preset (config new) or check one (config check)"),
     "open": ("stylelora_tui.cli.app", "open the app on a workspace folder (the default)"),
     "demo": ("stylelora_tui.cli.app", "open the app on the demo workspace"),
 }
@@ -55,8 +56,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `stylelora-tui [WORKSPACE]` is shorthand for `stylelora-tui open [WORKSPACE]`.
+    # `stylelora-tui [WORKSPACE]` is shorthand for `stylelora-tui open [WORKSPACE]`, but only for
+    # an existing folder (or a path): a mistyped command must not become a new workspace.
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        if argv and not _names_a_workspace(argv[0]):
+            return _unknown_command(argv[0])
         argv = ["open", *argv]
     command = argv[0] if argv[0] in COMMANDS else None
     parser = build_parser(command)
@@ -66,6 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     except KeyboardInterrupt:
         return 130
+
+
+def _names_a_workspace(word: str) -> bool:
+    from pathlib import Path
+
+    return Path(word).expanduser().is_dir() or "/" in word or word.startswith((".", "~"))
+
+
+def _unknown_command(word: str) -> int:
+    import difflib
+
+    close = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    print(
+        f"stylelora-tui: unknown command {word!r}{hint}\n"
+        f"commands: {', '.join(COMMANDS)}; open a new workspace folder with: stylelora-tui open {word}",
+        file=sys.stderr,
+    )
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,104 @@
+"""``config new NAME [--preset PRESET]`` and ``config check FILE``: configs without the app.
+
+``new`` writes ``configs/NAME.yaml`` from a preset, each key with its help as
+a comment; ``check`` runs the validation the app's config form runs and
+prints one line per problem (``file:line: key: message``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from stylelora_tui import config as config_mod
+from stylelora_tui.paths import BadName, check_name
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
+    new = actions.add_parser("new", help="write configs/NAME.yaml from a preset", description="write configs/NAME.yaml from a preset")
+    new.add_argument("name", help="config name: the file becomes configs/NAME.yaml")
+    new.add_argument(
+        "--preset", default="lab", choices=list(config_mod.PRESETS),
+        help="; ".join(f"{key}: {description}" for key, (description, _) in config_mod.PRESETS.items()) + " (default: lab)",
+    )
+    new.add_argument("--force", action="store_true", help="overwrite an existing config of that name")
+    check = actions.add_parser(
+        "check", help="validate a config as the app's form does",
+        description="validate a config as the app's form does; exit 1 if anything is wrong",
+    )
+    check.add_argument("file", type=Path, help="config file (YAML)")
+    for sub in (new, check):
+        sub.add_argument(
+            "-w", "--workspace", type=Path, default=None,
+            help="workspace folder (default: $STYLELORA_WORKSPACE or the current folder); relative paths "
+            "in the config (data.corpus) are read from it",
+        )
+
+
+def workspace_root(args: argparse.Namespace) -> Path:
+    return Path(args.workspace or os.environ.get("STYLELORA_WORKSPACE") or ".").expanduser().resolve()
+
+
+def run(args: argparse.Namespace) -> int:
+    return cmd_new(args) if args.config_action == "new" else cmd_check(args)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    name = args.name.removesuffix(".yaml")
+    try:
+        check_name(name, "config name")
+    except BadName as exc:
+        print(f"stylelora-tui config new: {exc}", file=sys.stderr)
+        return 2
+    path = workspace_root(args) / "configs" / f"{name}.yaml"
+    if path.exists() and not args.force:
+        print(f"stylelora-tui config new: {path} already exists; pick another name or add --force", file=sys.stderr)
+        return 2
+    description = config_mod.PRESETS[args.preset][0]
+    text = f"# {name}: from preset {args.preset!r} ({description})\n" + config_mod.to_yaml(config_mod.preset(args.preset))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        print(f"stylelora-tui config new: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(path)
+    print(f"check it with: stylelora-tui config check {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        print(f"stylelora-tui config check: {path} does not exist", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"stylelora-tui config check: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        raw, lines = config_mod.parse_yaml(text, source=str(path))
+        cfg, problems = config_mod.validate(raw, workspace=workspace_root(args), lines=lines, source=str(path))
+    except config_mod.ConfigError as exc:
+        problems = exc.problems
+    if problems:
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {path}", file=sys.stderr)
+        return 1
+    model, lora, train = cfg["model"], cfg["lora"], cfg["train"]
+    length = f"{train['max_steps']} steps" if train["max_steps"] > 0 else f"{train['num_train_epochs']} epochs"
+    print(
+        f"{path}: ok: model {model['name']}, corpus {cfg['data']['corpus']}, LoRA r={lora['r']}, "
+        f"batch {train['per_device_train_batch_size']} x {train['gradient_accumulation_steps']}, {length}"
+    )
+    return 0
