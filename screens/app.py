@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.app import App
-from textual.binding import Binding
-from textual.dom import DOMNode
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import SCOPE_TITLES, CommandsProvider, bindings, check_keymap
@@ -111,7 +109,6 @@ class StyleLoraApp(App[int]):
         self.keymap, problems = check_keymap(self.settings.keymap)
         self.settings_problems = self.settings.problems + problems
         self.set_keymap(self.keymap)
-        self._clashes_told: set[str] = set()
         self._last_failure: tuple[str, str, float] = ("", "", 0.0)
 
     def on_mount(self) -> None:
@@ -134,13 +131,6 @@ class StyleLoraApp(App[int]):
             return
         self.css_variables_applied = variables
         super().refresh_css(animate)
-
-    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: DOMNode) -> None:
-        """A keymap key that another command had: say once which command lost it."""
-        for binding in clashed_bindings:
-            if binding.id and binding.id not in self._clashes_told:
-                self._clashes_told.add(binding.id)
-                self.notify(f"keymap: {binding.key!r} now runs another command; {binding.id} lost it", title="settings.toml", severity="warning")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:  # a worker of the app itself

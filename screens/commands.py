@@ -141,12 +141,32 @@ def command_by_id(command_id: str) -> Command | None:
 
 
 def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """(the entries naming a known command, one problem line per other entry)."""
+    """(the entries naming a known command, one problem line per other entry or key clash)."""
     known = {command.id for command in COMMANDS}
     good = {command_id: keys for command_id, keys in keymap.items() if command_id in known}
     problems = [f"keymap: no command {command_id!r} (F1 lists the commands; ids look like 'section.corpus')"
                 for command_id in keymap if command_id not in known]
-    return good, problems
+    return good, problems + keymap_clashes(good)
+
+
+def keymap_clashes(keymap: dict[str, str]) -> list[str]:
+    """A remapped key that another command of the same screen (or of the app) also has: who loses it."""
+    problems, told = [], set()
+    for command in COMMANDS:
+        if command.id not in keymap:
+            continue
+        for other in COMMANDS:
+            if other is command or not (other.scope == command.scope or "app" in (other.scope, command.scope)):
+                continue
+            for key in sorted(set(keys_of(command, keymap)) & set(keys_of(other, keymap))):
+                if (key, frozenset((command.id, other.id))) in told:
+                    continue
+                told.add((key, frozenset((command.id, other.id))))
+                if other.id in keymap:
+                    problems.append(f"keymap: {key!r} is given to both {command.id} and {other.id}; only one gets it")
+                else:
+                    problems.append(f"keymap: {key!r} is now {command.id}'s key; {other.id} loses it")
+    return problems
 
 
 def bindings(scope: str) -> list[Binding]:

@@ -148,3 +148,19 @@ def test_every_binding_carries_its_command_id() -> None:
     for scope in {command.scope for command in COMMANDS}:
         for binding in bindings(scope):
             assert binding.id in ids
+
+
+async def test_a_key_taken_from_another_command_is_named(tmp_path: Path) -> None:
+    Settings.path().parent.mkdir(parents=True, exist_ok=True)
+    Settings.path().write_text('[keymap]\n"corpus.filter" = "x"\n', encoding="utf-8")
+    app = make_app(tmp_path / "ws", save_settings=False)
+    seen = recorded_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "filter"  # x now filters
+        await pilot.press("escape")
+        await pilot.pause()
+        clashes = [message for title, message in seen if "'x'" in message]
+        assert clashes == ["keymap: 'x' is now corpus.filter's key; corpus.exclude loses it"]
