@@ -62,6 +62,28 @@ async def test_a_new_section_is_styled_once_and_in_the_current_theme(tmp_path: P
         assert table.styles.color.hex.lower() == LIGHT.foreground.lower()
 
 
+async def test_a_section_made_before_a_theme_change_shows_the_new_theme(tmp_path: Path) -> None:
+    """The app skips Textual's restyle passes when the theme did not change; a change still reaches every section."""
+    from textual.color import Color
+
+    from stylelora_tui.themes import LIGHT
+
+    app = make_app(tmp_path / "ws", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for key in "521":  # Runs and Config made in the dark theme
+            await pilot.press(key)
+            await pilot.pause()
+        app.theme = "stylelora-light"
+        await pilot.pause()
+        for key in "52":
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen.styles.background == Color.parse(LIGHT.background)
+            widget = app.screen.query_one("DataTable" if key == "5" else "Input")
+            assert widget.styles.color.hex.lower() == LIGHT.foreground.lower()
+
+
 def test_each_section_stylesheet_is_known_to_the_app() -> None:
     """The app pre-reads the start section's stylesheet: its map must match the screens' own."""
     from stylelora_tui.screens import app as app_module
