@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from stylelora_tui import config as cfg
@@ -19,6 +18,7 @@ from stylelora_tui.screens.dialogs import MessageDialog
 from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import RunActionDone
+from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 from stylelora_tui.screens.train import TrainScreen, confirm_delete
 from stylelora_tui.screens.train_text import duration, number
@@ -53,7 +53,7 @@ def diff_text(a: Run, b: Run) -> str:
     return "\n".join(lines)
 
 
-class RunsScreen(Screen):
+class RunsScreen(SectionScreen):
 
     CSS_PATH = Path(__file__).parent / "runs.tcss"
     SCOPE = "runs"

@@ -15,7 +15,6 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
@@ -26,6 +25,7 @@ from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import LaunchReady, MemoryHint, RunActionDone
+from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
 from stylelora_tui.screens.train_text import eta, failure_text, memory_hint_text, run_line, stats_text
 
@@ -33,7 +33,7 @@ from stylelora_tui.screens.train_text import eta, failure_text, memory_hint_text
 # --------------------------------------------------------------------------- the screen
 
 
-class TrainScreen(Screen):
+class TrainScreen(SectionScreen):
 
     CSS_PATH = Path(__file__).parent / "train.tcss"
     SCOPE = "train"
