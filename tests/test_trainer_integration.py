@@ -203,11 +203,25 @@ def test_a_bad_config_fails_before_anything_loads(workspace, tiny_model):
     assert time.monotonic() - started < 10  # nothing heavy was imported
 
 
-def test_a_model_that_cannot_be_found_fails_with_a_clear_message(workspace):
+def test_a_model_that_cannot_be_found_fails_before_any_run_folder(workspace):
     cfg = write_config(workspace, Path("nobody-here/no-such-model-xyz"), backend="peft")
+    started = time.monotonic()
     result = train_cli(workspace, str(cfg))
-    assert result.returncode == 1
-    run = only_run(workspace)
+    assert result.returncode == 2
+    assert time.monotonic() - started < 10  # not the minute transformers spends looking for the network
+    assert "'nobody-here/no-such-model-xyz' cannot be had here" in result.stderr
+    assert not (workspace / "runs").exists() or not list((workspace / "runs").iterdir())
+
+
+def test_a_hub_model_the_trainer_cannot_load_fails_inside_it_with_one_end(workspace):
+    """The trainer's own net, under the launch-time check: a Hub id it cannot load, offline."""
+    from stylelora_tui import config as config_mod
+    from stylelora_tui.runs.control import create_run, launch
+
+    cfg = config_mod.load(write_config(workspace, Path("nobody-here/no-such-model-xyz"), backend="peft"), workspace=workspace)
+    run = create_run(Workspace(workspace), cfg)  # create_run itself does not ask where the model is
+    launch(run, env={**cli_env(), "HF_HUB_OFFLINE": "1"})
+    wait_for(lambda: not run.is_active(), timeout=120)
     status = run.status()
     assert status["state"] == "failed" and status["error_kind"] == "model"
     assert "nobody-here/no-such-model-xyz" in status["error"] and "could not be loaded" in status["error"]
@@ -246,7 +260,7 @@ def test_a_full_disk_while_saving_the_adapter_fails_clearly_and_leaves_no_adapte
         wait_for(lambda: not run.is_active(), timeout=240)
         status = run.status()
         assert status["state"] == "failed" and status["error_kind"] == "disk", status
-        assert "disk is full" in status["error"] and "--resume" in status["error"]
+        assert status["error"].startswith("no space left on device (") and "--resume" in status["error"]
         assert not run.adapter_dir.exists()
         assert run.latest_checkpoint() is not None  # the work is kept: resume can save it again
     finally:

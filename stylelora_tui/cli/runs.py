@@ -17,7 +17,7 @@ from stylelora_tui import config as config_mod
 from stylelora_tui.cli.follow import follow
 from stylelora_tui.runs.run import ACTIVE_STATES, RunError
 from stylelora_tui.runs.workspace import Workspace
-from stylelora_tui.runs.control import create_run, launch, stop
+from stylelora_tui.runs.control import resume_run, start_run, stop
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
     except (RunError, config_mod.ConfigError) as exc:
         print(f"stylelora-tui {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full or read-only disk, a folder we may not write: no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"stylelora-tui {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -57,14 +61,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config:
             raise RunError("give either a CONFIG for a new run or --resume RUN, not both")
         the_run = workspace.find_run(args.resume)
-        launch(the_run, resume=True)
+        resume_run(the_run)
         verb = "resumed"
     else:
         if not args.config:
             raise RunError("give a run CONFIG (YAML), or --resume RUN")
         cfg = config_mod.load(args.config, workspace=workspace.root)
-        the_run = create_run(workspace, cfg, config_path=args.config, name=args.name)
-        launch(the_run)
+        the_run, _ = start_run(workspace, cfg, config_path=args.config, name=args.name)
         verb = "started"
     if args.detach:
         print(the_run.path)

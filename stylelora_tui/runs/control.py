@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from stylelora_tui import config as config_mod
+from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.runs.run import (
     ACTIVE_STATES,
     Run,
@@ -40,10 +41,71 @@ def new_run_name(config_path: Path | None, workspace: Workspace) -> str:
     return name
 
 
+def check_model(run_config: Mapping[str, Mapping[str, Any]], workspace_root: Path | None) -> Any:
+    """Where the run's model will load from (``training.models.ModelSource``); RunError if nowhere.
+
+    Seconds at most and no torch: a local folder, the local Hugging Face cache,
+    or a reachable Hub. Done before a run folder exists and before a launch,
+    so an unreachable model fails at once instead of inside the trainer.
+    """
+    from stylelora_tui.training.models import ModelUnavailable, check_model_available
+
+    try:
+        return check_model_available(str(run_config["model"]["name"]), workspace=workspace_root)
+    except ModelUnavailable as exc:
+        raise RunError(str(exc)) from None
+
+
+def _check_run_name(name: str) -> None:
+    try:
+        check_name(name, "run name")
+    except BadName as exc:
+        raise RunError(str(exc)) from None
+
+
+def _trainer_env(source: Any, env: Mapping[str, str] | None) -> dict[str, str]:
+    child_env = dict(os.environ if env is None else env)
+    if source.needs_offline_mode:
+        # Cached, Hub out of reach: online, transformers would wait about a minute for the network.
+        child_env["HF_HUB_OFFLINE"] = "1"
+    return child_env
+
+
+def start_run(
+    workspace: Workspace, run_config: Mapping[str, Mapping[str, Any]], *, config_path: Path | None = None,
+    name: str | None = None, env: Mapping[str, str] | None = None,
+) -> tuple[Run, int]:
+    """Check the name and the model, make the run folder, start its trainer: (run, trainer pid).
+
+    What ``stylelora-tui train`` and the app's Launch do. A name or a model
+    that cannot be used raises RunError within seconds, before any folder exists.
+    """
+    if name is not None:
+        _check_run_name(name)
+    source = check_model(run_config, workspace.root)
+    run = create_run(workspace, run_config, config_path=config_path, name=name)
+    return run, launch(run, env=_trainer_env(source, env))
+
+
+def resume_run(run: Run, *, env: Mapping[str, str] | None = None) -> int:
+    """``launch(run, resume=True)`` after checking the run's model can still be had."""
+    try:
+        run_config = run.config()
+    except config_mod.ConfigError as exc:
+        raise RunError(f"run {run.name} has an unusable config.yaml: {exc}") from None
+    source = check_model(run_config, None)  # a run's config holds absolute paths
+    return launch(run, resume=True, env=_trainer_env(source, env))
+
+
 def create_run(
     workspace: Workspace, run_config: Mapping[str, Mapping[str, Any]], *, config_path: Path | None = None, name: str | None = None
 ) -> Run:
-    """Make a run directory holding the resolved config (paths made absolute)."""
+    """Make a run directory holding the resolved config (paths made absolute).
+
+    A refused name leaves no folder. It does not check the model: ``start_run`` does.
+    """
+    if name is not None:
+        _check_run_name(name)
     workspace.ensure()
     resolved = config_mod.resolve(run_config, workspace.root)
     name = name or new_run_name(config_path, workspace)
