@@ -11,11 +11,7 @@ from typing import Any
 
 from stylelora_tui.runs.follower import RunView
 from stylelora_tui.runs.run import Run
-
-PLAIN_OOM_HINT = (
-    "Out of memory. Try a smaller train.per_device_train_batch_size (raise gradient_accumulation_steps to keep "
-    "the effective batch), a shorter model.max_seq_length, model.load_in_4bit on, train.gradient_checkpointing on."
-)
+from stylelora_tui.training.failures import PLAIN_OOM_HINT
 
 
 def duration(seconds: float | None) -> str:

@@ -40,9 +40,15 @@ def timestamp() -> float:
 
 
 def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    """Write, then rename: a reader sees the old file or the new one. A failed write leaves no temp file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def process_start_time(pid: int) -> float | None:
@@ -136,7 +142,9 @@ class Run:
         A trainer killed with SIGKILL (or a machine reboot) never writes its end
         event; its state would say "running" forever. We check its pid (on the
         same host) and, if it is gone, record the failure once, in both the
-        status file and the event log, so every viewer agrees.
+        status file and the event log, so every viewer agrees. Reading never
+        needs a write: on a full or read-only disk the failure is returned
+        unrecorded.
         """
         status = self.read_status()
         if status.get("state") not in ACTIVE_STATES:
@@ -153,21 +161,49 @@ class Run:
         return self._record_vanished(status)
 
     def _record_vanished(self, seen: Mapping[str, Any]) -> dict[str, Any]:
-        with self.lock():
-            status = self.read_status()
-            if status.get("state") not in ACTIVE_STATES or status.get("pid") != seen.get("pid"):
-                return status  # someone else already settled it
-            error = (
-                f"the trainer (pid {status.get('pid')}) ended without saying why: killed (SIGKILL), "
-                "out of memory (the kernel's OOM killer) or a reboot; see the end of trainer.log"
-            )
-            status.update(state="failed", error=error, ended_at=timestamp(), updated_at=timestamp(), exit_code=None)
-            write_json_atomically(self.status_path, status)
-            from stylelora_tui.runs.events import EventWriter
+        try:
+            with self.lock():
+                status = self.read_status()
+                if status.get("state") not in ACTIVE_STATES or status.get("pid") != seen.get("pid"):
+                    return status  # someone else already settled it
+                said = self._trainer_end(status)
+                status.update(self._vanished_fields(status, said))
+                write_json_atomically(self.status_path, status)
+                if said is None:  # the trainer's own end, when it wrote one, stays the only one
+                    from stylelora_tui.runs.events import EventWriter
 
-            with EventWriter(self.events_path) as writer:
-                writer.write("end", state="failed", error=error, detected_by="watcher", durable=True)
+                    with EventWriter(self.events_path) as writer:
+                        writer.write("end", state="failed", error=status["error"], detected_by="watcher", durable=True)
+                return status
+        except OSError:
+            # A full (or read-only) disk: say what happened without recording it.
+            status = dict(seen)
+            status.update(self._vanished_fields(status, self._trainer_end(status)))
             return status
+
+    def _trainer_end(self, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The end event of the latest attempt, if its trainer wrote one before its status was lost."""
+        started = float(status.get("started_at") or 0)
+        for event in reversed(self.events()):
+            if event.get("type") == "end":
+                return event if float(event.get("time") or 0) >= started else None
+            if event.get("type") in ("start", "resume"):
+                return None
+        return None
+
+    @staticmethod
+    def _vanished_fields(status: Mapping[str, Any], said: Mapping[str, Any] | None) -> dict[str, Any]:
+        if said is not None:
+            return {
+                "state": said.get("state") or "failed", "error": said.get("error"), "error_kind": said.get("error_kind"),
+                "error_detail": said.get("error_detail"), "ended_at": said.get("time") or timestamp(),
+                "updated_at": timestamp(), "exit_code": None,
+            }
+        error = (
+            f"the trainer (pid {status.get('pid')}) ended without saying why: killed (SIGKILL), "
+            "out of memory (the kernel's OOM killer) or a reboot; see the end of trainer.log"
+        )
+        return {"state": "failed", "error": error, "ended_at": timestamp(), "updated_at": timestamp(), "exit_code": None}
 
     @property
     def state(self) -> str:

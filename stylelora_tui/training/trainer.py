@@ -17,7 +17,6 @@ file.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import socket
@@ -30,14 +29,19 @@ from typing import Any
 from stylelora_tui import config as config_mod
 from stylelora_tui.runs.events import EventWriter, clean_number
 from stylelora_tui.runs.run import Run, process_start_time
+from stylelora_tui.training.callbacks import LiveSampler, make_callback, memory_figures
+from stylelora_tui.training.failures import (
+    OOM_HINT,
+    TrainingFailure,
+    classify,
+    disk_full_message,
+    is_disk_full,
+    model_load_failure,
+)
 from stylelora_tui.training.models import ModelUnavailable, resolve_model_path
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
-OOM_HINT = (
-    "out of memory: lower train.per_device_train_batch_size (raise gradient_accumulation_steps to keep the "
-    "effective batch), lower model.max_seq_length, set model.load_in_4bit: true, or keep "
-    "train.gradient_checkpointing: true"
-)
+__all__ = ["OOM_HINT", "TrainingFailure", "classify", "main", "train"]
 
 
 class StopRequested:
@@ -58,182 +62,33 @@ class StopRequested:
         print(f"[stylelora] {self.signal_name} received: checkpointing, then stopping", flush=True)
 
 
-class TrainingFailure(RuntimeError):
-    """A failure with a message meant for the user (no traceback needed)."""
+class SpaceReserve:
+    """A little disk space held from the start, given back when training fails.
 
-    def __init__(self, message: str, kind: str = "error"):
-        super().__init__(message)
-        self.kind = kind
-
-
-def memory_figures() -> dict[str, Any]:
-    import torch
-
-    if torch.cuda.is_available():
-        return {
-            "memory_kind": "gpu",
-            "memory_bytes": int(torch.cuda.memory_reserved()),
-            "peak_memory_bytes": int(torch.cuda.max_memory_reserved()),
-        }
-    import resource
-
-    import psutil
-
-    return {
-        "memory_kind": "rss",
-        "memory_bytes": int(psutil.Process().memory_info().rss),
-        "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
-    }
-
-
-class LiveSampler:
-    """Greedy continuation of one fixed held-out prompt, so the user watches the style arrive."""
-
-    def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int):
-        self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
-
-    def sample(self) -> dict[str, Any] | None:
-        if self.record is None:
-            return None
-        import torch
-
-        from stylelora_tui.prompting import render_prompt
-
-        model, tokenizer = self.loaded.model, self.loaded.tokenizer
-        started = time.perf_counter()
-        inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
-        inputs = {key: value.to(model.device) for key, value in inputs.items()}
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                output = model.generate(
-                    **inputs,
-                    max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
-                    eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id,
-                    use_cache=True,
-                )
-        finally:
-            if was_training:
-                model.train()
-        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return {
-            "prompt": self.record.get("input", ""),
-            "text": text.strip(),
-            "reference": self.record.get("output", ""),
-            "record_id": self.record.get("id"),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-
-
-def injected_fault(step: int) -> None:
-    """``STYLELORA_FAULT=oom_at_step:N``: a real out-of-memory error at step N.
-
-    There is no way to exhaust memory on purpose in a test; this lets tests
-    and users check how an OOM is reported, through the real failure path.
+    A full disk also stops the trainer from saying that the disk is full: the
+    traceback, the end event and the status need a few kilobytes. Freeing
+    this file first makes room for them.
     """
-    fault = os.environ.get("STYLELORA_FAULT", "")
-    if fault.startswith("oom_at_step:") and step == int(fault.split(":", 1)[1]):
-        import torch
 
-        raise torch.OutOfMemoryError(
-            "CUDA out of memory. Tried to allocate 2.00 GiB (injected by STYLELORA_FAULT)"
-        )
+    SIZE = 256 * 1024
 
+    def __init__(self, path: Path):
+        self.path = path
 
-def make_callback(
-    run: Run, writer: EventWriter, stop: StopRequested, start_fields: dict[str, Any], sampler: LiveSampler, cfg: dict[str, Any]
-) -> Any:
-    from transformers import TrainerCallback
+    def claim(self) -> None:
+        try:
+            with open(self.path, "wb") as handle:
+                handle.write(b"\0" * self.SIZE)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            self.release()  # already short of space: carry on without it
 
-    sample_every = cfg["train"]["sample_steps"] or cfg["train"]["save_steps"]
-
-    class EventsCallback(TrainerCallback):
-        """Turns the Trainer's hooks into events; times only the optimizer steps.
-
-        tokens/s counts non-padding tokens over the time spent inside training
-        steps, so evaluation, checkpointing and sampling never dilute it.
-        """
-
-        def __init__(self) -> None:
-            self.step_started = 0.0
-            self.train_seconds = 0.0
-            self.tokens_at_last_log: int | None = None
-            self.seconds_at_last_log = 0.0
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.tokens_at_last_log = int(state.num_input_tokens_seen or 0)
-            writer.write("start", step=state.global_step, total_steps=state.max_steps, **start_fields, **memory_figures())
-            run.update_status(state="running", step=state.global_step, total_steps=state.max_steps)
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.step_started = time.perf_counter()
-            injected_fault(state.global_step + 1)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            # Time first: sampling below must not count as training time.
-            self.train_seconds += time.perf_counter() - self.step_started
-            if stop.requested:
-                control.should_save = True
-                control.should_training_stop = True
-                return
-            due = state.global_step % sample_every == 0 or state.global_step == state.max_steps
-            if cfg["train"]["sample_steps"] >= 0 and due:
-                sample = sampler.sample()
-                if sample:
-                    writer.write("sample", step=state.global_step, **sample)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            if "eval_loss" in logs:
-                writer.write(
-                    "eval", step=state.global_step, epoch=clean_number(state.epoch), eval_loss=clean_number(logs["eval_loss"])
-                )
-                return
-            if "loss" not in logs:
-                return  # the end-of-training summary
-            tokens = int(state.num_input_tokens_seen or 0)
-            seconds = self.train_seconds - self.seconds_at_last_log
-            new_tokens = tokens - (self.tokens_at_last_log or 0)
-            tokens_per_s = new_tokens / seconds if seconds > 0 else None
-            self.tokens_at_last_log, self.seconds_at_last_log = tokens, self.train_seconds
-            loss = clean_number(logs.get("loss"))
-            writer.write(
-                "log",
-                step=state.global_step,
-                total_steps=state.max_steps,
-                epoch=clean_number(state.epoch),
-                loss=loss,
-                learning_rate=clean_number(logs.get("learning_rate")),
-                grad_norm=clean_number(logs.get("grad_norm")),
-                tokens_seen=tokens,
-                tokens_per_s=clean_number(tokens_per_s),
-                step_seconds=clean_number(seconds / max(1, args.logging_steps)),
-                **memory_figures(),
-            )
-            run.update_status(step=state.global_step, total_steps=state.max_steps, last_loss=loss)
-
-        def on_save(self, args, state, control, **kwargs):
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            writer.write("checkpoint", step=state.global_step, path=str(path), durable=True)
-
-    return EventsCallback()
-
-
-def _model_load_failure(name: str, exc: BaseException) -> TrainingFailure | None:
-    text = f"{type(exc).__name__}: {exc}"
-    markers = ("is not a local folder", "RepositoryNotFound", "not a valid model identifier", "LocalEntryNotFound",
-               "offline mode", "Connection", "couldn't connect", "404 Client Error", "does not appear to have a file")
-    if any(marker.lower() in text.lower() for marker in markers):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return TrainingFailure(
-            f"model {name!r} could not be loaded: not a local folder, and not found on (or not reachable at) the "
-            f"Hugging Face Hub. Check model.name, your network, and HF_TOKEN for gated models. ({first})",
-            "model",
-        )
-    return None
+    def release(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> str:
@@ -268,7 +123,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     try:
         loaded = backends.load(model_path, cfg, backend, bf16)
     except (OSError, ValueError) as exc:
-        failure = _model_load_failure(cfg["model"]["name"], exc)
+        failure = model_load_failure(cfg["model"]["name"], exc)
         if failure:
             raise failure from exc
         raise
@@ -363,34 +218,16 @@ def save_adapter(run: Run, loaded: Any, cfg: dict[str, Any], model_path: str) ->
         )
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(exc):
+        if is_disk_full(exc, run.path):
             raise TrainingFailure(
-                f"the disk is full: could not save the adapter to {run.adapter_dir}. Free some space, then "
-                f"`stylelora-tui train --resume {run.path}` (the last checkpoint is kept)",
+                f"{disk_full_message(run.path)}: could not save the adapter to {run.adapter_dir}. Free some space, "
+                f"then `stylelora-tui train --resume {run.name}` (the last checkpoint is kept)",
                 "disk",
             ) from None
         raise
     if run.adapter_dir.exists():
         shutil.rmtree(run.adapter_dir)
     tmp.rename(run.adapter_dir)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    # safetensors' writer reports ENOSPC as its own error type, with the OS message.
-    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
-
-
-def classify(exc: BaseException) -> tuple[str, str, str]:
-    """(kind, message for the user, the exception's own first line) for an unexpected exception."""
-    text = str(exc)
-    name = type(exc).__name__
-    first_line = text.strip().splitlines()[0] if text.strip() else ""
-    detail = f"{name}: {first_line}" if first_line else name
-    if isinstance(exc, MemoryError) or "OutOfMemoryError" in name or "out of memory" in text.lower():
-        return "oom", f"{OOM_HINT} ({detail})", detail
-    if is_disk_full(exc):
-        return "disk", f"the disk is full ({exc.filename or 'while writing'}); free some space and resume the run", detail
-    return "error", detail, detail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,17 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args.run_dir)
     stop = StopRequested()
     stop.install()
-    run.update_status(
-        state="running",
-        pid=os.getpid(),
-        pid_create_time=process_start_time(os.getpid()),
-        host=socket.gethostname(),
-        started_at=round(time.time(), 3),
-        stop_signal=None,
-    )
-    writer = EventWriter(run.events_path)
+    reserve = SpaceReserve(run.path / ".space-reserve")
+    reserve.claim()
+    writer: EventWriter | None = None
     state, error, kind, detail, code = "failed", None, None, None, EXIT_FAILED
     try:
+        run.update_status(
+            state="running",
+            pid=os.getpid(),
+            pid_create_time=process_start_time(os.getpid()),
+            host=socket.gethostname(),
+            started_at=round(time.time(), 3),
+            stop_signal=None,
+        )
+        writer = EventWriter(run.events_path)
         state = train(run, writer, stop, args.resume)
         code = EXIT_COMPLETED if state == "completed" else EXIT_STOPPED
     except config_mod.ConfigError as exc:
@@ -420,27 +260,54 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingFailure as exc:
         error, kind = str(exc), exc.kind
     except BaseException as exc:  # noqa: BLE001 - every failure must end in the log, status and events
-        traceback.print_exc()
-        kind, error, detail = classify(exc)
+        kind, error, detail = classify(exc, run.path)  # before the reserve goes: the free space as it was
+        reserve.release()  # room for the traceback, the end event and the status
+        try:
+            traceback.print_exc()
+        except OSError:
+            pass
+    reserve.release()
     if error:
-        print(f"[stylelora] failed: {error}", file=sys.stderr, flush=True)
+        _say(f"[stylelora] failed: {error}")
+    finish(run, writer, state=state, error=error, kind=kind, detail=detail, code=code, stop=stop)
+    return code
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass  # trainer.log is on a full disk; the status still says it
+
+
+def finish(
+    run: Run, writer: EventWriter | None, *, state: str, error: str | None, kind: str | None, detail: str | None,
+    code: int, stop: StopRequested,
+) -> None:
+    """The one end event, then the final status; a failing write is reported, never fatal."""
     end_fields: dict[str, Any] = {"state": state, "error": error, "error_kind": kind, "error_detail": detail}
     try:
         end_fields.update(memory_figures())
     except Exception:  # noqa: BLE001 - memory figures are a nicety at this point
         pass
-    writer.write("end", durable=True, **end_fields)
-    writer.close()
-    run.update_status(
-        state=state,
-        error=error,
-        error_kind=kind,
-        error_detail=detail,
-        exit_code=code,
-        ended_at=round(time.time(), 3),
-        stop_signal=stop.signal_name or None,
-    )
-    return code
+    try:
+        writer = writer or EventWriter(run.events_path)
+        writer.write("end", durable=True, **end_fields)
+        writer.close()
+    except OSError as exc:
+        _say(f"[stylelora] could not write the end event to {run.events_path}: {exc}")
+    try:
+        run.update_status(
+            state=state,
+            error=error,
+            error_kind=kind,
+            error_detail=detail,
+            exit_code=code,
+            ended_at=round(time.time(), 3),
+            stop_signal=stop.signal_name or None,
+        )
+    except OSError as exc:
+        _say(f"[stylelora] could not write the final status to {run.status_path}: {exc}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""The trainer's eyes: the Trainer callback that writes events, the live sampler, memory figures.
+
+Runs inside the trainer subprocess only (imports torch and transformers
+lazily, inside the functions).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from stylelora_tui.runs.events import EventWriter, clean_number
+from stylelora_tui.runs.run import Run
+
+
+def memory_figures() -> dict[str, Any]:
+    import torch
+
+    if torch.cuda.is_available():
+        return {
+            "memory_kind": "gpu",
+            "memory_bytes": int(torch.cuda.memory_reserved()),
+            "peak_memory_bytes": int(torch.cuda.max_memory_reserved()),
+        }
+    import resource
+
+    import psutil
+
+    return {
+        "memory_kind": "rss",
+        "memory_bytes": int(psutil.Process().memory_info().rss),
+        "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
+    }
+
+
+class LiveSampler:
+    """Greedy continuation of one fixed held-out prompt, so the user watches the style arrive."""
+
+    def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int):
+        self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
+
+    def sample(self) -> dict[str, Any] | None:
+        if self.record is None:
+            return None
+        import torch
+
+        from stylelora_tui.prompting import render_prompt
+
+        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        started = time.perf_counter()
+        inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
+        inputs = {key: value.to(model.device) for key, value in inputs.items()}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id,
+                    use_cache=True,
+                )
+        finally:
+            if was_training:
+                model.train()
+        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return {
+            "prompt": self.record.get("input", ""),
+            "text": text.strip(),
+            "reference": self.record.get("output", ""),
+            "record_id": self.record.get("id"),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+
+
+def injected_fault(step: int) -> None:
+    """``STYLELORA_FAULT=oom_at_step:N``: a real out-of-memory error at step N.
+
+    There is no way to exhaust memory on purpose in a test; this lets tests
+    and users check how an OOM is reported, through the real failure path.
+    """
+    fault = os.environ.get("STYLELORA_FAULT", "")
+    if fault.startswith("oom_at_step:") and step == int(fault.split(":", 1)[1]):
+        import torch
+
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (injected by STYLELORA_FAULT)"
+        )
+
+
+def make_callback(
+    run: Run, writer: EventWriter, stop: Any, start_fields: dict[str, Any], sampler: LiveSampler, cfg: dict[str, Any]
+) -> Any:
+    """The Trainer callback; ``stop`` is anything with a ``requested`` flag (the trainer's StopRequested)."""
+    from transformers import TrainerCallback
+
+    sample_every = cfg["train"]["sample_steps"] or cfg["train"]["save_steps"]
+
+    class EventsCallback(TrainerCallback):
+        """Turns the Trainer's hooks into events; times only the optimizer steps.
+
+        tokens/s counts non-padding tokens over the time spent inside training
+        steps, so evaluation, checkpointing and sampling never dilute it.
+        """
+
+        def __init__(self) -> None:
+            self.step_started = 0.0
+            self.train_seconds = 0.0
+            self.tokens_at_last_log: int | None = None
+            self.seconds_at_last_log = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.tokens_at_last_log = int(state.num_input_tokens_seen or 0)
+            writer.write("start", step=state.global_step, total_steps=state.max_steps, **start_fields, **memory_figures())
+            run.update_status(state="running", step=state.global_step, total_steps=state.max_steps)
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.step_started = time.perf_counter()
+            injected_fault(state.global_step + 1)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            # Time first: sampling below must not count as training time.
+            self.train_seconds += time.perf_counter() - self.step_started
+            if stop.requested:
+                control.should_save = True
+                control.should_training_stop = True
+                return
+            due = state.global_step % sample_every == 0 or state.global_step == state.max_steps
+            if cfg["train"]["sample_steps"] >= 0 and due:
+                sample = sampler.sample()
+                if sample:
+                    writer.write("sample", step=state.global_step, **sample)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "eval_loss" in logs:
+                writer.write(
+                    "eval", step=state.global_step, epoch=clean_number(state.epoch), eval_loss=clean_number(logs["eval_loss"])
+                )
+                return
+            if "loss" not in logs:
+                return  # the end-of-training summary
+            tokens = int(state.num_input_tokens_seen or 0)
+            seconds = self.train_seconds - self.seconds_at_last_log
+            new_tokens = tokens - (self.tokens_at_last_log or 0)
+            tokens_per_s = new_tokens / seconds if seconds > 0 else None
+            self.tokens_at_last_log, self.seconds_at_last_log = tokens, self.train_seconds
+            loss = clean_number(logs.get("loss"))
+            writer.write(
+                "log",
+                step=state.global_step,
+                total_steps=state.max_steps,
+                epoch=clean_number(state.epoch),
+                loss=loss,
+                learning_rate=clean_number(logs.get("learning_rate")),
+                grad_norm=clean_number(logs.get("grad_norm")),
+                tokens_seen=tokens,
+                tokens_per_s=clean_number(tokens_per_s),
+                step_seconds=clean_number(seconds / max(1, args.logging_steps)),
+                **memory_figures(),
+            )
+            run.update_status(step=state.global_step, total_steps=state.max_steps, last_loss=loss)
+
+        def on_save(self, args, state, control, **kwargs):
+            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            writer.write("checkpoint", step=state.global_step, path=str(path), durable=True)
+
+    return EventsCallback()
