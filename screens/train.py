@@ -19,7 +19,7 @@ from textual.widgets import ContentSwitcher, ProgressBar, RichLog, Static
 
 from stylelora_tui import config as cfg
 from stylelora_tui.runs.run import ACTIVE_STATES, Run, RunError
-from stylelora_tui.runs.control import create_run, delete, launch, stop
+from stylelora_tui.runs.control import delete, resume_run, start_run, stop
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
@@ -268,8 +268,7 @@ class TrainScreen(SectionScreen):
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def do_launch(self, config: dict, config_path: Path | None) -> None:
         try:
-            run = create_run(self.app.workspace, config, config_path=config_path)
-            pid = launch(run)
+            run, pid = start_run(self.app.workspace, config, config_path=config_path)  # checks the model first
         except (RunError, cfg.ConfigError, OSError) as exc:
             self.post_message(RunActionDone(str(exc), error=True, title="Could not start the run"))
             return
@@ -292,7 +291,7 @@ class TrainScreen(SectionScreen):
                 asked = stop(run)
                 text = f"Asked {run.name} to checkpoint and stop" if asked else f"{run.name} is not running ({run.state})"
             elif verb == "resume":
-                pid = launch(run, resume=True)
+                pid = resume_run(run)
                 text = f"Resumed {run.name} (trainer pid {pid})"
             else:
                 delete(run)
