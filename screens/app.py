@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
-from stylelora_tui.screens.commands import SCOPE_TITLES, CommandsProvider, bindings, check_keymap
+from stylelora_tui.screens.commands import SCOPE_TITLES, CommandBindings, CommandsProvider, bindings, check_keymap
+from stylelora_tui.screens.commands.app import ChangeTheme, QuitApp, ShowHelp, SwitchSection
 from stylelora_tui.screens.messages import WorkerFailed
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
 from stylelora_tui.themes.settings import Settings
@@ -75,7 +76,7 @@ def _compare_screen():
     return CompareScreen()
 
 
-class StyleLoraApp(App[int]):
+class StyleLoraApp(CommandBindings, App[int]):
     TITLE = "stylelora-tui"
     # Each section brings its own stylesheet when first shown: less to parse before the first frame.
     CSS_PATH = [APP_CSS]
@@ -228,16 +229,25 @@ class StyleLoraApp(App[int]):
             except OSError as exc:
                 self.notify(f"Could not save settings: {exc}", severity="warning")
 
-    def action_switch_section(self, section: str) -> None:
-        self.switch_mode(section)
+    # ----------------------------------------------------------------- commands (commands/app.py)
 
-    def action_help(self) -> None:
+    def on_switch_section(self, command: SwitchSection) -> None:
+        self.switch_mode(command.section)
+
+    def on_show_help(self, _command: ShowHelp) -> None:
         from stylelora_tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
+    def on_change_theme(self, _command: ChangeTheme) -> None:
+        self.search_themes()
+
     async def action_quit(self) -> None:
+        """Textual's quit (its palette's "Quit" too) asks first, as the quit command does."""
+        self.post_message(QuitApp())
+
+    def on_quit_app(self, _command: QuitApp) -> None:
         if not self.config_dirty:
             self.exit(0)
             return

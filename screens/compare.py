@@ -30,6 +30,7 @@ from stylelora_tui.compare.session import SETTING_FIELDS, CompareSession, held_o
 from stylelora_tui.runs.run import Run
 from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.commands import compare as commands
 from stylelora_tui.screens.compare_dialogs import ExportDialog, RunPicker
 from stylelora_tui.screens.compare_widgets import PromptLine, SamplePane, ScoreTable
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
@@ -267,20 +268,20 @@ class CompareScreen(SectionScreen):
     def refresh_scores(self) -> None:
         self.query_one(ScoreTable).show(self.session)
 
-    # ----------------------------------------------------------------- actions
+    # ----------------------------------------------------------------- commands (commands/compare.py)
 
     def _browse(self, delta: int) -> None:
         if self.session.step(delta):
             self.refresh_panes()
             self.refresh_status()
 
-    def action_next_sample(self) -> None:
+    def on_next_sample(self, _command: commands.NextSample) -> None:
         self._browse(1)
 
-    def action_previous_sample(self) -> None:
+    def on_previous_sample(self, _command: commands.PreviousSample) -> None:
         self._browse(-1)
 
-    def action_regenerate(self) -> None:
+    def on_regenerate(self, _command: commands.Regenerate) -> None:
         current = self.session.current
         if current is None:
             if self.session.pending:
@@ -291,7 +292,7 @@ class CompareScreen(SectionScreen):
         self.session.next_seeds()
         self.generate(current.record, current.label)
 
-    def action_pick_prompt(self) -> None:
+    def on_pick_held_out_prompt(self, _command: commands.PickHeldOutPrompt) -> None:
         records = self.session.records
         if not records:
             self.notify("This run's corpus has no held-out split (eval.jsonl): type a prompt (t)", severity="warning")
@@ -304,12 +305,12 @@ class CompareScreen(SectionScreen):
 
         self.app.push_screen(ChoiceDialog("Held-out prompt (the run never trained on these)", choices), picked)
 
-    def action_type_prompt(self) -> None:
+    def on_type_prompt(self, _command: commands.TypePrompt) -> None:
         field = self.query_one("#compare-typed", Input)
         field.display = True
         field.focus()
 
-    def action_leave_prompt(self) -> None:
+    def on_leave_prompt(self, _command: commands.LeavePrompt) -> None:
         field = self.query_one("#compare-typed", Input)
         if field.has_focus:
             field.display = False
@@ -325,7 +326,7 @@ class CompareScreen(SectionScreen):
             self.query_one(SamplePane).focus()
         self.generate({"input": text}, "typed")
 
-    def action_settings(self) -> None:
+    def on_sampling_settings(self, _command: commands.SamplingSettings) -> None:
         fields = [(name, label, str(self.session.settings[name])) for name, label, _ in SETTING_FIELDS]
 
         def chosen(values: dict[str, str] | None) -> None:
@@ -343,14 +344,14 @@ class CompareScreen(SectionScreen):
 
         self.app.push_screen(FieldsDialog("Sampling settings", fields, ok="Apply", note="Applying generates the prompt again."), chosen)
 
-    def action_pick_runs(self) -> None:
+    def on_pick_runs(self, _command: commands.PickRuns) -> None:
         def picked(paths: list[str] | None) -> None:
             if paths and paths != [str(run.path) for run in self.session.runs]:
                 self.set_runs([Run(Path(path)) for path in paths])
 
         self.app.push_screen(RunPicker(run_choices(self.workspace, self.session.runs)), picked)
 
-    def action_cancel_generation(self) -> None:
+    def on_cancel_generation(self, _command: commands.CancelGeneration) -> None:
         if self.gen_job is not None and self.jobs is not None:
             self.jobs.cancel(self.gen_job)
             self.activity = "cancelling..."
@@ -358,7 +359,7 @@ class CompareScreen(SectionScreen):
 
     # ----------------------------------------------------------------- export
 
-    def action_export(self) -> None:
+    def on_export_compare(self, _command: commands.ExportCompare) -> None:
         if not self.session.runs or not self.session.has_samples():
             self.notify("Nothing to export yet: generate samples first", severity="warning")
             return

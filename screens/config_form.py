@@ -18,7 +18,8 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
-from stylelora_tui.screens.commands import COMMANDS, bindings
+from stylelora_tui.screens.commands import CommandBindings, bindings
+from stylelora_tui.screens.commands import config as commands
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
 from stylelora_tui.screens.section import SectionScreen
@@ -61,10 +62,10 @@ class FieldSelect(Select, inherit_bindings=False):
     BINDINGS = [Binding("enter,space", "show_overlay", "Show menu", show=False)]
 
 
-class FieldList(VerticalScroll, can_focus=False):
+class FieldList(CommandBindings, VerticalScroll, can_focus=False):
     """The form's scrolling column: up and down move between fields (the column scrolls to them)."""
 
-    BINDINGS = [command.binding() for command in COMMANDS if command.id in ("config.next", "config.previous")]
+    BINDINGS = bindings("config", commands.NextField, commands.PreviousField)  # posted here, handled by the screen
 
 
 class ConfigScreen(SectionScreen):
@@ -271,10 +272,16 @@ class ConfigScreen(SectionScreen):
         if wid.startswith("f-") and tip:
             self.query_one("#field-help", Static).update(f"{wid[2:].replace('-', '.', 1)}: {tip}")
 
-    # ----------------------------------------------------------------- actions
+    # ----------------------------------------------------------------- commands (commands/config.py)
 
-    def action_leave_field(self) -> None:
+    def on_leave_field(self, _command: commands.LeaveField) -> None:
         self.set_focus(None)
+
+    def on_next_field(self, _command: commands.NextField) -> None:
+        self.focus_next()
+
+    def on_previous_field(self, _command: commands.PreviousField) -> None:
+        self.focus_previous()
 
     def _confirm_discard(self, then) -> None:
         if not self.app.config_dirty:
@@ -285,7 +292,7 @@ class ConfigScreen(SectionScreen):
             lambda yes: then() if yes else None,
         )
 
-    def action_preset(self) -> None:
+    def on_load_preset(self, _command: commands.LoadPreset) -> None:
         def chosen(name: str | None) -> None:
             if name:
                 self.fill(cfg.preset(name))
@@ -297,7 +304,7 @@ class ConfigScreen(SectionScreen):
 
         self._confirm_discard(ask)
 
-    def action_open(self) -> None:
+    def on_open_config(self, _command: commands.OpenConfig) -> None:
         folder = self.app.workspace.configs_dir
         files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
 
@@ -336,7 +343,7 @@ class ConfigScreen(SectionScreen):
         elif not quiet:
             self.notify(f"Loaded {path.name}")
 
-    def action_save(self) -> None:
+    def on_save_config(self, _command: commands.SaveConfig) -> None:
         raw = self.raw_values()
         config, problems = cfg.validate(raw, workspace=self.app.workspace.root, check_paths=False)
         if problems:
@@ -366,7 +373,7 @@ class ConfigScreen(SectionScreen):
             chosen,
         )
 
-    def action_diff(self) -> None:
+    def on_diff_config(self, _command: commands.DiffConfig) -> None:
         config, _ = cfg.validate(self.raw_values(), check_paths=False)
         changes = cfg.diff(config)
         text = "\n".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes) or "Same as the lab's defaults."

@@ -21,6 +21,7 @@ from textual.widgets.data_table import CellDoesNotExist
 from textual.worker import Worker, WorkerState
 
 from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.commands import corpus as commands
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
 from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.prompting import chat_renderer, plain_record
@@ -323,14 +324,14 @@ class CorpusScreen(SectionScreen):
         self._start("import", sources, options, kept)
         self.query_one("#passages").focus()
 
-    # ----------------------------------------------------------------- actions
+    # ----------------------------------------------------------------- commands (commands/corpus.py)
 
     def _sort_by(self, column: str) -> None:
         self.sort_reverse = (not self.sort_reverse) if column == self.sort_column else False
         self.sort_column = column
         self.fill_table()
 
-    def action_sort(self) -> None:
+    def on_sort_passages(self, _command: commands.SortPassages) -> None:
         self._sort_by(self._next_column())
 
     def _next_column(self) -> str:
@@ -339,32 +340,32 @@ class CorpusScreen(SectionScreen):
             return self.sort_column  # same column again: reverse
         return keys[(keys.index(self.sort_column) + 1) % len(keys)]
 
-    def action_import_path(self) -> None:
+    def on_import_path(self, _command: commands.ImportPath) -> None:
         self.query_one("#import-path").focus()
 
-    def action_filter(self) -> None:
+    def on_filter_passages(self, _command: commands.FilterPassages) -> None:
         self.query_one("#filter").focus()
 
-    def action_focus_table(self) -> None:
+    def on_focus_table(self, _command: commands.FocusTable) -> None:
         self.query_one("#passages").focus()
 
-    async def action_cycle_view(self) -> None:
+    async def on_cycle_side_pane(self, _command: commands.CycleSidePane) -> None:
         current = self.query_one("#side", ContentSwitcher).current or "preview"
         view = VIEWS[(VIEWS.index(current) + 1) % len(VIEWS)]
         await self.show_view(view)
         self._status(f"Showing {view} (v: next)")
 
-    def action_toggle_excluded(self) -> None:
+    def on_toggle_excluded(self, _command: commands.ToggleExcluded) -> None:
         passage = self.current_passage()
         if passage is None:
             return
         self._start("exclude", [], None, [passage.id], not passage.excluded)
 
-    def action_cancel_import(self) -> None:
+    def on_cancel_import(self, _command: commands.CancelImport) -> None:
         if self._cancel is not None:
             self._cancel.set()
 
-    def action_rechunk(self) -> None:
+    def on_rechunk(self, _command: commands.Rechunk) -> None:
         if self.corpus is None:
             self.notify("Import a corpus first", severity="warning")
             return

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Static
 from stylelora_tui import config as cfg
 from stylelora_tui.runs.run import Run
 from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.commands import runs as commands
 from stylelora_tui.screens.dialogs import MessageDialog
 from stylelora_tui.screens.loss_chart import PALETTE, LossChart, Series
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
@@ -145,14 +146,14 @@ class RunsScreen(SectionScreen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.app.open_run(str(event.row_key.value))
 
-    # ----------------------------------------------------------------- actions
+    # ----------------------------------------------------------------- commands (commands/runs.py)
 
-    def action_open_run(self) -> None:
+    def on_open_run(self, _command: commands.OpenRun) -> None:
         name = self.highlighted()
         if name:
             self.app.open_run(name)
 
-    def action_mark(self) -> None:
+    def on_mark_run(self, _command: commands.MarkRun) -> None:
         name = self.highlighted()
         if name is None:
             return
@@ -163,7 +164,7 @@ class RunsScreen(SectionScreen):
         self.query_one(DataTable).update_cell(name, "mark", "*" if name in self.marked else " ")
         self._draw()
 
-    def action_diff(self) -> None:
+    def on_diff_runs(self, _command: commands.DiffRuns) -> None:
         names = self.marked[-2:]
         if len(names) < 2:
             current = self.highlighted()
@@ -174,7 +175,7 @@ class RunsScreen(SectionScreen):
         runs_dir = self.app.workspace.runs_dir
         self.app.push_screen(MessageDialog("Config diff", diff_text(Run(runs_dir / names[0]), Run(runs_dir / names[1]))))
 
-    def action_delete_run(self) -> None:
+    def on_delete_highlighted_run(self, _command: commands.DeleteHighlightedRun) -> None:
         name = self.highlighted()
         if name:
             confirm_delete(self, Run(self.app.workspace.runs_dir / name))

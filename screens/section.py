@@ -14,10 +14,13 @@ from typing import ClassVar
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from stylelora_tui.screens.commands import CommandBindings
 from stylelora_tui.screens.messages import WorkerFailed
 
 
-class SectionScreen(Screen):
+class SectionScreen(CommandBindings, Screen):
+    """A section: its command keys post typed commands (``action_command``) that its own handlers take."""
+
     SCOPE: ClassVar[str] = ""  # the section's name, as in commands.SCOPE_TITLES
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

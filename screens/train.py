@@ -21,6 +21,7 @@ from stylelora_tui import config as cfg
 from stylelora_tui.runs.run import ACTIVE_STATES, Run, RunError
 from stylelora_tui.runs.control import delete, resume_run, start_run, stop
 from stylelora_tui.screens.commands import bindings
+from stylelora_tui.screens.commands import train as commands
 from stylelora_tui.screens.dialogs import ConfirmDialog, MessageDialog
 from stylelora_tui.screens.loss_chart import ZOOMS, LossChart, Series, zoom_label
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
@@ -209,30 +210,30 @@ class TrainScreen(SectionScreen):
 
     # ----------------------------------------------------------------- view toggles
 
-    def action_toggle_smooth(self) -> None:
+    def on_toggle_smoothing(self, _command: commands.ToggleSmoothing) -> None:
         self.smooth = not self.smooth
         self._draw_chart()
 
-    def action_toggle_log(self) -> None:
+    def on_toggle_log_scale(self, _command: commands.ToggleLogScale) -> None:
         self.log_scale = not self.log_scale
         self._draw_chart()
 
-    def action_cycle_zoom(self) -> None:
+    def on_cycle_zoom(self, _command: commands.CycleZoom) -> None:
         self.zoom_index = (self.zoom_index + 1) % len(ZOOMS)
         self._draw_chart()
 
-    def action_toggle_view(self) -> None:
+    def on_toggle_bottom_pane(self, _command: commands.ToggleBottomPane) -> None:
         switcher = self.query_one("#bottom", ContentSwitcher)
         switcher.current = "sample" if switcher.current == "log" else "log"
         self._draw_chart()
 
-    def action_next_run(self, delta: int = 1) -> None:
+    def on_step_run(self, command: commands.StepRun) -> None:
         names = self.app.watcher.names()
         if not names:
             return
         current = self.current_name()
         index = names.index(current) if current in names else len(names) - 1
-        self.select(names[(index + delta) % len(names)])
+        self.select(names[(index + command.delta) % len(names)])
 
     # ----------------------------------------------------------------- control
 
@@ -243,7 +244,7 @@ class TrainScreen(SectionScreen):
             return None
         return Run(self.app.workspace.runs_dir / name)
 
-    def action_launch(self) -> None:
+    def on_launch_run(self, _command: commands.LaunchRun) -> None:
         self.prepare_launch()
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
@@ -274,12 +275,12 @@ class TrainScreen(SectionScreen):
             return
         self.post_message(RunActionDone(f"Started {run.name} (trainer pid {pid})", select=run.name))
 
-    def action_stop_run(self) -> None:
+    def on_stop_run(self, _command: commands.StopRun) -> None:
         run = self._selected()
         if run:
             self.control(run, "stop")
 
-    def action_resume_run(self) -> None:
+    def on_resume_run(self, _command: commands.ResumeRun) -> None:
         run = self._selected()
         if run:
             self.control(run, "resume")
@@ -310,12 +311,12 @@ class TrainScreen(SectionScreen):
             self.select(message.select)
         self.app.watcher.poke()
 
-    def action_fork_run(self) -> None:
+    def on_fork_run(self, _command: commands.ForkRun) -> None:
         run = self._selected()
         if run:
             self.app.fork_config(run)
 
-    def action_delete_run(self) -> None:
+    def on_delete_run(self, _command: commands.DeleteRun) -> None:
         run = self._selected()
         if run:
             confirm_delete(self, run)

@@ -47,10 +47,10 @@ class TitleBar(Widget, can_focus=False):
 
     def tabs(self) -> list[tuple[str, str, str]]:
         """(section, its first key as it reads, its title) of every section, in order."""
-        from stylelora_tui.screens.commands import COMMANDS, keys_of
+        from stylelora_tui.screens.commands import COMMANDS, SwitchSection, keys_of
 
         keymap = getattr(self.app, "keymap", None)
-        return [(c.id.split(".", 1)[1], (keys_of(c, keymap) or ["-"])[0], c.title) for c in COMMANDS if c.id.startswith("section.")]
+        return [(c.section, (keys_of(c, keymap) or ["-"])[0], c.title) for c in COMMANDS if issubclass(c, SwitchSection)]
 
     def render(self) -> Text:
         screen, app = self.screen, self.app
@@ -75,13 +75,15 @@ class TitleBar(Widget, can_focus=False):
         line.append(" " * (self.size.width - line.cell_len - title.cell_length - 1)).append(title.plain).append(" ")
         return line
 
-    async def on_click(self, event: events.Click) -> None:
+    def on_click(self, event: events.Click) -> None:
         if event.x < len(self.ICON) and self.app.ENABLE_COMMAND_PALETTE:
-            await self.run_action("app.command_palette")
+            self.app.action_command_palette()
             return
+        from stylelora_tui.screens.commands import COMMANDS, SwitchSection
+
         for start, end, section in self._tabs:
-            if start <= event.x < end:
-                self.app.switch_mode(section)
+            if start <= event.x < end:  # the section's command, as its key posts it
+                self.app.post_message(next(c for c in COMMANDS if issubclass(c, SwitchSection) and c.section == section)())
 
 
 class KeyBar(Widget, can_focus=False):

@@ -1,0 +1,37 @@
+"""Commands of the Runs section (handled by ``RunsScreen``)."""
+
+from __future__ import annotations
+
+from stylelora_tui.screens.commands.base import Command
+
+
+class RunsCommand(Command):
+    scope = "runs"
+
+
+class OpenRun(RunsCommand):
+    """Show the highlighted run in the Train section"""
+
+    id, key, title = "runs.open", "enter", "Open"
+
+
+class MarkRun(RunsCommand):
+    """Mark or unmark the run for the overlaid curves and the diff"""
+
+    id, key, title = "runs.mark", "space", "Mark"
+
+
+class DiffRuns(RunsCommand):
+    """Config diff between the two marked runs (or marked vs highlighted)"""
+
+    id, key, title = "runs.diff", "d", "Diff"
+
+
+class DeleteHighlightedRun(RunsCommand):
+    """Delete the highlighted run (asks first; never while it runs)"""
+
+    id, key, title = "runs.delete", "x", "Delete"
+    footer = False
+
+
+RUNS_COMMANDS: tuple[type[Command], ...] = (OpenRun, MarkRun, DiffRuns, DeleteHighlightedRun)
