@@ -9,7 +9,10 @@ file.
 - SIGTERM (``stylelora-tui stop``): checkpoint at the current step, end "stopped".
 - SIGHUP is ignored: a dropped SSH connection must not end training.
 - An exception or out-of-memory ends "failed" with the error recorded; the
-  full traceback goes to trainer.log.
+  full traceback goes to trainer.log. A full disk ends "failed: no space left
+  on device (N MB free at PATH)": a small space reserve, freed on failure,
+  leaves room to say so. How failures are worded: ``training.failures``.
+- Exactly one ``end`` event per attempt, written here (``finish``).
 - ``--resume`` continues from the newest complete checkpoint; steps, the
   learning-rate schedule and the token count carry on from there.
 """
