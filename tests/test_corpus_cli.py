@@ -99,7 +99,7 @@ def test_options_reach_the_records(tmp_path, book):
 def test_console_command_in_a_subprocess(tmp_path, book):
     out = tmp_path / "corpus"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "stylelora_tui.cli.main", "prepare", str(book), "-o", str(out)],
+    result = subprocess.run([sys.executable, "-m", "stylelora_tui.cli", "prepare", str(book), "-o", str(out)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Records:" in result.stdout
