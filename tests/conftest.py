@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,23 @@ def cli_env() -> dict[str, str]:
 
 def stylelora_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "stylelora_tui.cli", *args]
+
+
+# What a source distribution leaves out: a build from the working tree would
+# otherwise reuse build/lib, where modules deleted since live on.
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                                     ".ruff_cache")
+_NOT_SOURCE_AT_TOP = {"runs", "workspace"}  # a workspace's folders, not stylelora_tui/runs/
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    ignored = set(_NOT_SOURCE(folder, names))
+    if Path(folder) == REPO:
+        ignored |= _NOT_SOURCE_AT_TOP & set(names)
+    return ignored
+
+
+def clean_source_copy(target: Path) -> Path:
+    """A copy of the repository's sources, fit to build or install from."""
+    shutil.copytree(REPO, target, ignore=_not_source)
+    return target

@@ -7,12 +7,13 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from conftest import clean_source_copy
 
 
 def test_wheel_holds_only_the_stylelora_tui_namespace(tmp_path: Path):
+    source = clean_source_copy(tmp_path / "source")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(source)],
         check=True, capture_output=True, timeout=300,
     )
     wheel = next(tmp_path.glob("stylelora_tui-*.whl"))
@@ -27,3 +28,9 @@ def test_wheel_holds_only_the_stylelora_tui_namespace(tmp_path: Path):
     # Every core subpackage ships (a package left out of pyproject's list would not).
     for package in ("cli", "corpus", "runs", "training", "generation", "compare"):
         assert f"stylelora_tui/{package}/__init__.py" in names, package
+    # Exactly the repository's modules: nothing stale from an earlier build.
+    repo = Path(__file__).resolve().parent.parent
+    expected = {f"stylelora_tui/{p.relative_to(repo / 'stylelora_tui').as_posix()}" for p in (repo / "stylelora_tui").rglob("*.py")}
+    expected |= {f"stylelora_tui/screens/{p.relative_to(repo / 'screens').as_posix()}" for p in (repo / "screens").rglob("*.py")}
+    expected |= {f"stylelora_tui/themes/{p.relative_to(repo / 'themes').as_posix()}" for p in (repo / "themes").rglob("*.py")}
+    assert {name for name in names if name.endswith(".py")} == expected

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import clean_source_copy
+
 REPO = Path(__file__).resolve().parents[1]
 # Only the trainer and generation subprocesses import these.
 TRAINING_STACK = {"unsloth", "torch", "transformers", "trl", "peft", "datasets", "bitsandbytes", "accelerate",
@@ -65,7 +67,8 @@ def old_python_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     install = subprocess.run([*pip, *light_requirements()], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
-    install = subprocess.run([*pip, "--no-deps", str(REPO)], capture_output=True, text=True, timeout=600)
+    source = clean_source_copy(venv.parent / "source")
+    install = subprocess.run([*pip, "--no-deps", str(source)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
     return venv
 
