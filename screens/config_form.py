@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
+from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.screens.commands import CommandBindings, bindings
 from stylelora_tui.screens.commands import config as commands
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
@@ -355,9 +356,14 @@ class ConfigScreen(SectionScreen):
             if not values or not values.get("name", "").strip():
                 return
             name = values["name"].strip()
+            try:
+                check_name(name, "config name")
+            except BadName as exc:
+                self.notify(f"Not saved: {exc}", severity="error", timeout=6)
+                return
             if not name.endswith((".yaml", ".yml")):
                 name += ".yaml"
-            path = self.app.workspace.configs_dir / Path(name).name
+            path = self.app.workspace.configs_dir / name
             try:
                 cfg.save(path, config)
             except OSError as exc:

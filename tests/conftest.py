@@ -116,3 +116,16 @@ def clean_source_copy(target: Path) -> Path:
     """A copy of the repository's sources, fit to build or install from."""
     shutil.copytree(REPO, target, ignore=_not_source)
     return target
+
+
+def recorded_notifications(app: Any) -> list[tuple[str, str, str]]:
+    """(title, message, severity) of every notification the app shows from now on (public API only)."""
+    seen: list[tuple[str, str, str]] = []
+    original = app.notify
+
+    def notify(message: Any, *, title: str = "", severity: str = "information", **kwargs: Any) -> Any:
+        seen.append((title, str(message), severity))
+        return original(message, title=title, severity=severity, **kwargs)
+
+    app.notify = notify
+    return seen

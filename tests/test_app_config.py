@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import recorded_notifications
+
 from stylelora_tui.screens.app import make_app
 
 pytestmark = pytest.mark.anyio
@@ -102,6 +104,24 @@ async def test_save_edit_by_hand_and_reload(tmp_path: Path) -> None:
         await settle(pilot)
         text = saved.read_text()
         assert text.startswith("# my notes") and "# my rank" in text and "lora_dropout: 0.05" in text
+
+
+async def test_save_refuses_a_name_that_is_a_path(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    configs = tmp_path / "ws" / "configs"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_config(pilot)
+        notes = recorded_notifications(app)
+        for bad in ("..", "../escape", ".hidden"):
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            app.screen.query_one("#field-name").value = bad
+            await pilot.press("enter")
+            await settle(pilot)
+            assert any("config name" in message and severity == "error" for _, message, severity in notes), bad
+            notes.clear()
+        assert not list(configs.glob("*")) and not list(configs.parent.glob("*.yaml"))
+        assert not (tmp_path / "escape.yaml").exists()
 
 
 async def test_preset_diff_and_unsaved_guard(tmp_path: Path) -> None:

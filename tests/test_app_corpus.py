@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import recorded_notifications
+
 from stylelora_tui.screens.app import make_app
 
 pytestmark = pytest.mark.anyio
@@ -127,8 +129,9 @@ async def test_sort_views_and_rechunk(tmp_path: Path) -> None:
 async def test_bad_path_and_empty_folder(tmp_path: Path) -> None:
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(80, 24)) as pilot:
+        notes = recorded_notifications(app)
         await import_folder(pilot, tmp_path / "missing")
-        assert any("No such file" in n.message for n in app._notifications)
+        assert any("No such file" in message for _, message, _ in notes)
         (tmp_path / "empty").mkdir()
         await import_folder(pilot, tmp_path / "empty")
         assert type(app.screen).__name__ == "MessageDialog"

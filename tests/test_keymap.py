@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from conftest import recorded_notifications
 from rich.console import Console
 
 from stylelora_tui.screens.app import make_app
@@ -26,19 +28,6 @@ theme = "stylelora-dark"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def recorded_notifications(app) -> list[tuple[str, str]]:
-    """(title, message) of every notification the app shows from now on."""
-    seen: list[tuple[str, str]] = []
-    original = app.notify
-
-    def notify(message, *, title="", **kwargs):
-        seen.append((title, str(message)))
-        return original(message, title=title, **kwargs)
-
-    app.notify = notify
-    return seen
 
 
 def help_text(app) -> str:
@@ -112,7 +101,7 @@ async def test_unknown_commands_and_bad_keys_are_named_and_the_rest_applies(tmp_
     seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        messages = " | ".join(message for _, message in seen)
+        messages = " | ".join(message for _, message, _ in seen)
         assert "no command 'section.runz'" in messages and "keymap 'corpus.view' needs keys" in messages
         await pilot.press("f3")
         await pilot.pause()
@@ -162,5 +151,5 @@ async def test_a_key_taken_from_another_command_is_named(tmp_path: Path) -> None
         assert app.focused is not None and app.focused.id == "filter"  # x now filters
         await pilot.press("escape")
         await pilot.pause()
-        clashes = [message for title, message in seen if "'x'" in message]
+        clashes = [message for _, message, _ in seen if "'x'" in message]
         assert clashes == ["keymap: 'x' is now corpus.filter's key; corpus.exclude loses it"]

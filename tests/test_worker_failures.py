@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import recorded_notifications
+
 from stylelora_tui import config as cfg
 from stylelora_tui.screens.app import make_app
 
@@ -21,19 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def recorded(app) -> list[tuple[str, str, str]]:
-    """(title, message, severity) of every notification the app shows from now on."""
-    seen: list[tuple[str, str, str]] = []
-    original = app.notify
-
-    def notify(message, *, title="", severity="information", **kwargs):
-        seen.append((title, str(message), severity))
-        return original(message, title=title, severity=severity, **kwargs)
-
-    app.notify = notify
-    return seen
 
 
 async def settle(pilot, app) -> None:
@@ -78,7 +67,7 @@ async def test_corpus_worker_failure_on_a_damaged_corpus_folder(tmp_path: Path) 
     corpus.mkdir(parents=True)
     (corpus / "report.json").write_text("{ not json", encoding="utf-8")
     app = make_app(tmp_path / "ws", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         message = failure(seen, "Corpus: the corpus pipeline failed")
@@ -95,7 +84,7 @@ async def test_config_worker_failure(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(config_form, "compute_estimate", broken)
     app = make_app(tmp_path / "ws", start="config", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         assert failure(seen, "Config: the memory estimate failed") == "RuntimeError: the estimator fell over"
@@ -110,7 +99,7 @@ async def test_train_worker_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(plan, "launch_summary", broken)
     app = make_app(ready_workspace(tmp_path / "ws"), start="train", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         await pilot.press("n")
@@ -143,7 +132,7 @@ async def test_runs_worker_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(train, "delete", unexpected)
     app = make_app(workspace, start="runs", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         await pilot.press("x")
@@ -168,7 +157,7 @@ async def test_compare_worker_failure(tmp_path: Path, monkeypatch: pytest.Monkey
     workspace.mkdir()
     fake_run(workspace)
     app = make_app(workspace, start="compare", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         title = next(t for t, _, severity in seen if severity == "error")
@@ -183,7 +172,7 @@ async def test_a_config_that_is_not_utf8_is_named_not_a_worker_failure(tmp_path:
     bad.write_bytes("model:\n  name: caf\xe9\n".encode("latin-1"))
     bad.touch()  # the newest config: the one a launch reads
     app = make_app(workspace, start="train", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         await pilot.press("n")
@@ -204,7 +193,7 @@ async def test_a_cancelled_import_is_not_reported_as_a_failure(tmp_path: Path) -
 
     books = write_books(tmp_path / "books", files=2, paragraphs=4)
     app = make_app(tmp_path / "ws", save_settings=False)
-    seen = recorded(app)
+    seen = recorded_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
         cancel = threading.Event()
