@@ -46,25 +46,30 @@ def test_errors_keep_their_type_or_are_named(tmp_path: Path) -> None:
         run_isolated(core.rechunk, tmp_path / "nothing-here")
 
 
+def _many_books(folder: Path, count: int = 40) -> Path:
+    folder.mkdir()
+    for f in range(count):
+        (folder / f"book{f}.txt").write_text("\n\n".join(" ".join(f"w{f}x{i}y{j}" for j in range(200)) + "." for i in range(10)))
+    return folder
+
+
 def test_a_killed_child_is_reported(tmp_path: Path) -> None:
     def kill_children(text: str, fraction: float | None = None) -> None:
         for child in psutil.Process().children():
             try:
                 if "stylelora_tui.isolated" in child.cmdline():
                     child.kill()
+                    child.wait(10)  # dead before it could finish the 40 books and send a result
             except psutil.Error:  # a zombie of another test, or already gone
                 pass
 
     with pytest.raises(IsolatedProcessDied, match="ended without a result"):
-        run_isolated(core.prepare, [str(_book(tmp_path / "books"))], tmp_path / "out", core.PrepareOptions(),
+        run_isolated(core.prepare, [str(_many_books(tmp_path / "books"))], tmp_path / "out", core.PrepareOptions(),
                      progress=kill_children, errors=ERRORS)
 
 
 def test_cancel_while_running_stops_the_child_cleanly(tmp_path: Path) -> None:
-    books = tmp_path / "books"
-    books.mkdir()
-    for f in range(40):
-        (books / f"book{f}.txt").write_text("\n\n".join(" ".join(f"w{f}x{i}y{j}" for j in range(200)) + "." for i in range(10)))
+    books = _many_books(tmp_path / "books")
     cancel = threading.Event()
     with pytest.raises(core.PrepareCancelled):
         run_isolated(core.prepare, [str(books)], tmp_path / "out", core.PrepareOptions(),
