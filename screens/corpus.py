@@ -24,7 +24,6 @@ from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.commands import corpus as commands
 from stylelora_tui.screens.messages import ImportFailed, ImportFinished, ImportProgress
 from stylelora_tui.screens.section import SectionScreen
-from stylelora_tui.prompting import chat_renderer, plain_record
 from stylelora_tui.screens.widgets import KeyBar, PathSuggester, TitleBar, corpus_stats
 
 VIEWS = ("preview", "stats", "sources")
@@ -107,6 +106,7 @@ class CorpusScreen(SectionScreen):
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
     def run_pipeline(self, kind: str, sources: list[str], options: Any, ids: list[str], excluded: bool, cancel: threading.Event) -> None:
         from stylelora_tui.corpus import pipeline as core
+        from stylelora_tui.prompting import chat_renderer
 
         out = self.app.workspace.corpus_dir
 
@@ -265,6 +265,7 @@ class CorpusScreen(SectionScreen):
 
     def show_preview(self) -> None:
         from stylelora_tui.corpus.pipeline import passage_to_record
+        from stylelora_tui.prompting import plain_record
 
         passage = self.current_passage()
         target = self.query_one("#preview-text", Static)

@@ -317,9 +317,3 @@ class PathSuggester(Suggester):
                 suffix = "/" if os.path.isdir(full) else ""
                 return value + name[len(prefix):] + suffix
         return None
-
-
-# --------------------------------------------------------------------------- chat template
-
-# The corpus preview renders records with the core's renderer, so it shows exactly what training sees.
-from stylelora_tui.prompting import chat_renderer, plain_record  # noqa: E402, F401

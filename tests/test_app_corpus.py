@@ -140,7 +140,7 @@ async def test_bad_path_and_empty_folder(tmp_path: Path) -> None:
 
 
 def test_chat_template_rendered_without_transformers(tmp_path: Path) -> None:
-    from stylelora_tui.screens.widgets import chat_renderer
+    from stylelora_tui.prompting import chat_renderer
 
     model = tmp_path / "my-model"
     model.mkdir()

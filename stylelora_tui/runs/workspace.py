@@ -1,15 +1,18 @@
 """A workspace: a folder with ``corpus/``, ``configs/`` and ``runs/``.
 
-Light on purpose: the app opens on it before its first frame, so it imports
-the run folder (``runs.run``) but not the config schema or launch machinery.
+Light on purpose: the app opens on it before its first frame, so the run
+folder (``runs.run``, with json and the event log) is imported only when runs
+are listed; ``runs.run`` never imports this module, so there is no cycle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stylelora_tui.runs.run import Run, RunError
+if TYPE_CHECKING:
+    from stylelora_tui.runs.run import Run
 
 
 @dataclass(frozen=True)
@@ -38,14 +41,18 @@ class Workspace:
         saved = sorted(self.configs_dir.glob("*.yaml"), key=lambda path: path.stat().st_mtime)
         return saved[-1] if saved else None
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list["Run"]:
         if not self.runs_dir.is_dir():
             return []
+        from stylelora_tui.runs.run import Run
+
         found = [Run(path) for path in self.runs_dir.iterdir() if (path / "config.yaml").exists()]
         return sorted(found, key=lambda run: run.path.name)
 
-    def find_run(self, name_or_path: str) -> Run:
+    def find_run(self, name_or_path: str) -> "Run":
         """A run by folder path, by name, or by unique name prefix."""
+        from stylelora_tui.runs.run import Run, RunError
+
         direct = Path(name_or_path).expanduser()
         if (direct / "config.yaml").exists():
             return Run(direct)
