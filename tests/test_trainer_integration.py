@@ -84,7 +84,10 @@ def test_training_writes_ordered_events_falling_loss_and_a_plain_peft_adapter(wo
 
     samples = [e for e in events if e["type"] == "sample"]
     assert [e["step"] for e in samples] == [6, 12]
-    assert all(e["text"] and e["reference"] and e["prompt"] for e in samples)
+    assert all(e["reference"] and e["prompt"] and isinstance(e["text"], str) for e in samples)
+    # A tiny random model may end a greedy continuation at once (an empty sample, seen once in CI);
+    # a sampler that never produced text would fail here.
+    assert any(e["text"] for e in samples), samples
 
     status = run.status()
     assert status["state"] == "completed" and status["exit_code"] == 0 and status["step"] == 12
