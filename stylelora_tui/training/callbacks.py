@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS
 from stylelora_tui.runs.events import EventWriter, clean_number
 from stylelora_tui.runs.run import Run
 
@@ -36,10 +37,20 @@ def memory_figures() -> dict[str, Any]:
 
 
 class LiveSampler:
-    """Greedy continuation of one fixed held-out prompt, so the user watches the style arrive."""
+    """A sampled continuation of one fixed held-out prompt, so the user watches the style arrive.
 
-    def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int):
+    Sampled as compare samples are (its temperature and top-p), not greedy:
+    greedy decoding of a small model loops, which shows degeneration, not style.
+    Every sample point uses the same seed, so samples are comparable across
+    steps, and the trainer's own random state is left as it was (the seeded
+    draw happens inside ``torch.random.fork_rng``), so sampling never changes
+    what training does next.
+    """
+
+    def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int, *, seed: int,
+                 temperature: float = SAMPLING_DEFAULTS["temperature"], top_p: float = SAMPLING_DEFAULTS["top_p"]):
         self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
+        self.seed, self.temperature, self.top_p = seed, temperature, top_p
 
     def sample(self) -> dict[str, Any] | None:
         if self.record is None:
@@ -52,14 +63,18 @@ class LiveSampler:
         started = time.perf_counter()
         inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
         inputs = {key: value.to(model.device) for key, value in inputs.items()}
+        cuda_devices = [model.device.index or 0] if model.device.type == "cuda" else []
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices):
+                torch.manual_seed(self.seed)
                 output = model.generate(
                     **inputs,
                     max_new_tokens=self.max_new_tokens,
-                    do_sample=False,
+                    do_sample=self.temperature > 0,
+                    temperature=self.temperature if self.temperature > 0 else None,
+                    top_p=self.top_p if self.temperature > 0 else None,
                     eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=tokenizer.pad_token_id,
                     use_cache=True,
@@ -73,6 +88,9 @@ class LiveSampler:
             "text": text.strip(),
             "reference": self.record.get("output", ""),
             "record_id": self.record.get("id"),
+            "seed": self.seed,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
             "seconds": round(time.perf_counter() - started, 3),
         }
 
