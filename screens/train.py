@@ -28,7 +28,15 @@ from stylelora_tui.screens.widgets import KeyBar, TitleBar
 from stylelora_tui.screens.messages import LaunchReady, MemoryHint, RunActionDone
 from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.screens.run_watcher import RunsChanged, RunView
-from stylelora_tui.screens.train_text import eta, failure_text, memory_hint_text, run_line, stats_text
+from stylelora_tui.screens.train_text import (
+    eta,
+    failure_text,
+    memory_hint_text,
+    run_line,
+    stats_text,
+    style_floor,
+    style_series,
+)
 
 
 # --------------------------------------------------------------------------- the screen
@@ -196,8 +204,8 @@ class TrainScreen(SectionScreen):
             author.update("")
             return
         prompt = sample.get("prompt", "")
-        model.update(f"MODEL at step {sample.get('step')}:\n{prompt} >> {sample.get('text', '')}")
-        author.update(f"AUTHOR:\n{prompt} >> {sample.get('reference', '')}")
+        model.update(f"MODEL at step {sample.get('step')}{style_series(view)}:\n{prompt} >> {sample.get('text', '')}")
+        author.update(f"AUTHOR{style_floor(sample)}:\n{prompt} >> {sample.get('reference', '')}")
 
     @work(thread=True, group="hint", exit_on_error=False)
     def estimate_hint(self, view: RunView) -> None:

@@ -62,6 +62,20 @@ def stats_text(view: RunView) -> str:
     )
 
 
+def style_series(view: RunView, last: int = 4) -> str:
+    """The live samples' style distance to the author so far (lower is closer): the style arriving."""
+    if not view.style_distances:
+        return ""
+    shown = " > ".join(f"{value:.2f}" for value in view.style_distances[-last:])
+    return f"  style Δ {'... ' if len(view.style_distances) > last else ''}{shown}"
+
+
+def style_floor(sample: dict) -> str:
+    """The author's own continuation on the same scale: where the sample's distance is heading."""
+    floor = sample.get("reference_style_distance")
+    return "" if floor is None else f"  style Δ {floor:.2f}"
+
+
 def run_line(view: RunView, index: int, count: int) -> str:
     total = view.total_steps
     epoch = (view.last_log or {}).get("epoch")

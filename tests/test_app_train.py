@@ -98,6 +98,12 @@ async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) ->
         await pilot.pause()
         author = str(app.screen.query_one("#sample-author", Static).content)
         assert "AUTHOR" in author and train_screen(app).view.sample["reference"][:20] in author.replace("\n", " ")
+        # The style arriving, in numbers: the samples' distance to the author beside the author's own.
+        sample = train_screen(app).view.sample
+        model_pane = str(app.screen.query_one("#sample-model", Static).content)
+        if sample["style_distance"] is not None:
+            assert "style Δ" in model_pane and f"{sample['style_distance']:.2f}" in model_pane
+        assert f"style Δ {sample['reference_style_distance']:.2f}" in author
 
         # 3. Stop: checkpoint, then "stopped".
         await pilot.press("s")

@@ -50,3 +50,38 @@ def test_the_model_goes_back_to_training_mode(loaded) -> None:
     loaded.model.eval()
     LiveSampler(loaded, RECORD, 4, seed=0).sample()
     assert not loaded.model.training
+
+
+def test_a_sample_is_scored_with_compare_s_style_distance(loaded) -> None:
+    from stylelora_tui.compare.stylometry import burrows_delta
+
+    authors = [" ".join(SENTENCES[i:] + SENTENCES[:i]) for i in range(1, 5)]
+    sample = LiveSampler(loaded, RECORD, 24, seed=1, author_texts=authors).sample()
+    deltas, _ = burrows_delta(authors, {"sample": [sample["text"]], "reference": [RECORD["output"]]})
+    # Compare's distance, the sample and the author's own continuation on one scale.
+    assert sample["style_distance"] == deltas["sample"] and sample["reference_style_distance"] == deltas["reference"]
+    assert sample["style_distance"] > 0
+    unscored = LiveSampler(loaded, RECORD, 4, seed=1).sample()
+    assert unscored["style_distance"] is None and unscored["reference_style_distance"] is None
+
+
+def test_the_style_series_follows_the_replay_rule(tmp_path) -> None:
+    from stylelora_tui.runs.events import sample_history
+    from stylelora_tui.runs.run import Run
+    from stylelora_tui.runs.run_state import RunState
+
+    events = [
+        {"type": "sample", "step": 5, "style_distance": 0.9},
+        {"type": "sample", "step": 10, "style_distance": 0.8},
+        {"type": "resume", "from_step": 5},  # step 10 was undone
+        {"type": "sample", "step": 10, "style_distance": 0.6},
+        {"type": "sample", "step": 15, "style_distance": None},  # an empty sample has no distance
+        {"type": "sample", "step": 20, "style_distance": 0.5},
+    ]
+    run = Run(tmp_path / "run")
+    state = RunState(run=run, tail=run.tail())
+    state.apply(events)
+    view = state.view("run")
+    assert (view.style_steps, view.style_distances) == ([5, 10, 20], [0.9, 0.6, 0.5])
+    replayed = [(e["step"], e["style_distance"]) for e in sample_history(events) if e["style_distance"] is not None]
+    assert replayed == list(zip(view.style_steps, view.style_distances))

@@ -85,9 +85,15 @@ def test_training_writes_ordered_events_falling_loss_and_a_plain_peft_adapter(wo
     samples = [e for e in events if e["type"] == "sample"]
     assert [e["step"] for e in samples] == [6, 12]
     assert all(e["reference"] and e["prompt"] and isinstance(e["text"], str) for e in samples)
-    # A tiny random model may end a greedy continuation at once (an empty sample, seen once in CI);
+    # A tiny random model may end a continuation at once (an empty sample, seen once in CI);
     # a sampler that never produced text would fail here.
     assert any(e["text"] for e in samples), samples
+    # Each sample is scored against the other held-out passages, beside the author's own continuation.
+    assert all(e["style_distance"] > 0 for e in samples if e["text"])
+    assert all(e["reference_style_distance"] >= 0 and e["seed"] == 3407 for e in samples)
+    summary = run.summary()
+    assert [step for step, _ in summary["style_history"]] == [e["step"] for e in samples if e["text"]]
+    assert summary["style_distance"] == summary["style_history"][-1][1]
 
     status = run.status()
     assert status["state"] == "completed" and status["exit_code"] == 0 and status["step"] == 12

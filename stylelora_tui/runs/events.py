@@ -147,7 +147,7 @@ class StepTable:
 
 
 class Replay:
-    """The one replay rule for events of one type (``log`` or ``eval``), fed one event at a time.
+    """The one replay rule for events of one type (``log``, ``eval``, ``sample``), fed one event at a time.
 
     A resume restarts from a checkpoint at step N: events past N written
     before the resume were undone (the trainer redoes those steps), so they
@@ -200,6 +200,11 @@ def training_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def eval_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Eval-loss events, with the same resume rule as ``training_history``."""
     return _replay(events, "eval")
+
+
+def sample_history(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Live-sample events (with their ``style_distance``), with the same resume rule."""
+    return _replay(events, "sample")
 
 
 def last_of(events: Iterable[dict[str, Any]], type_: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from stylelora_tui.runs.events import EventTail, last_of, read_events, training_history
+from stylelora_tui.runs.events import EventTail, last_of, read_events, sample_history, training_history
 
 ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("completed", "stopped", "failed")
@@ -232,10 +232,11 @@ class Run:
         return max(complete)[1] if complete else None
 
     def summary(self) -> dict[str, Any]:
-        """State, step, last and best loss, duration: what `runs` lists."""
+        """State, step, last and best loss, style distance, duration: what `runs` lists."""
         status = self.status()
         events = self.events()
         history = training_history(events)
+        styled = [e for e in sample_history(events) if e.get("style_distance") is not None]
         start = last_of(events, "start") or {}
         losses = [e["loss"] for e in history if e.get("loss") is not None]
         ended = status.get("ended_at")
@@ -251,6 +252,11 @@ class Run:
             "total_steps": start.get("total_steps"),
             "last_loss": losses[-1] if losses else None,
             "best_loss": min(losses) if losses else None,
+            # The live samples' distance to the author, step by step (lower is closer), and the
+            # author's own continuation of the same prompt on the same scale: the floor.
+            "style_distance": styled[-1]["style_distance"] if styled else None,
+            "reference_style_distance": styled[-1].get("reference_style_distance") if styled else None,
+            "style_history": [[e["step"], e["style_distance"]] for e in styled],
             "model": start.get("model") or self._config_value("model", "name"),
             "backend": start.get("backend"),
             "device": start.get("device"),

@@ -91,6 +91,8 @@ class RunView:
     train_losses: list[float]
     eval_steps: list[int]
     eval_losses: list[float]
+    style_steps: list[int]  # live samples' style distance to the author (lower is closer)
+    style_distances: list[float]
     log_lines: list[str]
     log_count: int  # lines ever kept; a reader appends only the new ones
     best_loss: float | None
@@ -131,6 +133,7 @@ class RunState:
     tail: EventTail
     train: Curve = field(default_factory=Curve)
     eval: Curve = field(default_factory=Curve)
+    style: Curve = field(default_factory=Curve)
     status: dict[str, Any] = field(default_factory=dict)
     status_mtime: float = -1.0
     status_checked: float = 0.0
@@ -152,6 +155,7 @@ class RunState:
     def __post_init__(self) -> None:
         self.train_replay = Replay("log", self.train, item=lambda event: clean_number(event.get("loss")))
         self.eval_replay = Replay("eval", self.eval, item=lambda event: clean_number(event.get("eval_loss")))
+        self.style_replay = Replay("sample", self.style, item=lambda event: clean_number(event.get("style_distance")))
 
     @property
     def last_step(self) -> int:
@@ -169,6 +173,7 @@ class RunState:
             elif kind == "resume":
                 self.train_replay.feed(event)
                 self.eval_replay.feed(event)
+                self.style_replay.feed(event)
                 self.best_loss = min(self.train.values, default=None)
                 self.rate.clear()
                 self.end = None
@@ -179,6 +184,7 @@ class RunState:
                 self.end = event
             elif kind == "sample":
                 self.sample = event
+                self.style_replay.feed(event)
             elif kind == "warning":
                 self.warnings.append(str(event.get("message", "")))
 
@@ -219,6 +225,8 @@ class RunState:
             train_losses=list(self.train.values) if curves else [],
             eval_steps=list(self.eval.steps) if curves else [],
             eval_losses=list(self.eval.values) if curves else [],
+            style_steps=list(self.style.steps),
+            style_distances=list(self.style.values),
             log_lines=list(self.log_lines) if log else [],
             log_count=self.log_count,
             best_loss=self.best_loss,

@@ -48,9 +48,11 @@ class LiveSampler:
     """
 
     def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int, *, seed: int,
-                 temperature: float = SAMPLING_DEFAULTS["temperature"], top_p: float = SAMPLING_DEFAULTS["top_p"]):
+                 temperature: float = SAMPLING_DEFAULTS["temperature"], top_p: float = SAMPLING_DEFAULTS["top_p"],
+                 author_texts: list[str] | None = None):
         self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
         self.seed, self.temperature, self.top_p = seed, temperature, top_p
+        self.author_texts = author_texts or []  # the held-out passages the sample is scored against
 
     def sample(self) -> dict[str, Any] | None:
         if self.record is None:
@@ -82,17 +84,34 @@ class LiveSampler:
         finally:
             if was_training:
                 model.train()
-        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        reference = self.record.get("output", "")
         return {
             "prompt": self.record.get("input", ""),
-            "text": text.strip(),
-            "reference": self.record.get("output", ""),
+            "text": text,
+            "reference": reference,
             "record_id": self.record.get("id"),
             "seed": self.seed,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            **self.style_distances(text, reference),
             "seconds": round(time.perf_counter() - started, 3),
         }
+
+    def style_distances(self, text: str, reference: str) -> dict[str, float | None]:
+        """Burrows's Delta (compare's style distance) of the sample and of the author's own continuation.
+
+        Both are scored on one scale against the other held-out passages, so
+        ``reference_style_distance`` is what the author scores on the same
+        prompt: the floor the sample's distance falls toward as the style arrives.
+        """
+        if not self.author_texts:
+            return {"style_distance": None, "reference_style_distance": None}
+        from stylelora_tui.compare.stylometry import burrows_delta
+
+        deltas, _ = burrows_delta(self.author_texts, {"sample": [text], "reference": [reference]})
+        return {"style_distance": clean_number(deltas["sample"]),
+                "reference_style_distance": clean_number(deltas["reference"])}
 
 
 def injected_fault(step: int) -> None:

@@ -184,8 +184,9 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     )
     run.update_status(backend=backend, device=device)
     held_out = read_jsonl(eval_path) if eval_path.exists() else []
-    sampler = LiveSampler(loaded, (held_out or read_jsonl(corpus / "train.jsonl"))[0], cfg["train"]["sample_max_new_tokens"],
-                          seed=cfg["train"]["seed"])
+    sample_record = (held_out or read_jsonl(corpus / "train.jsonl"))[0]
+    sampler = LiveSampler(loaded, sample_record, cfg["train"]["sample_max_new_tokens"], seed=cfg["train"]["seed"],
+                          author_texts=[r["output"] for r in held_out if r is not sample_record])
     callback = make_callback(run, writer, stop, start_fields, sampler, cfg)
     trainer = backends.build_trainer(
         loaded, args, train_split.rows, eval_split.rows if eval_split else [], [callback]
