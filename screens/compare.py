@@ -1,14 +1,13 @@
 """The Compare section: the same prompt answered by the base model and by adapters, side by side.
 
-One generation process holds the base model once with every picked run's
-adapter; ``GenerationJobs`` (core) runs it in a worker thread, sends one
-request at a time and hands the protocol lines back in batches, posted here as
-messages (a few redraws a second, never one per token). What is compared and
+A run's saved comparison (compare.json) is shown at once; otherwise, or on
+``r``, one generation process holds the base model with every picked run's
+adapter, and ``GenerationJobs`` (core) runs it in a worker thread, posting the
+protocol lines here in batches (a few redraws a second). What is compared and
 computed lives in a ``CompareSession`` (core, no Textual); this screen keeps
-the widgets, the keys, the workers and the message handlers. Widgets are
-touched on the main thread only; the app process never imports torch.
-Closing the screen (or the app) shuts the process down. A worker's failure
-goes to the app's one handler (``SectionScreen``).
+the widgets, keys, workers and handlers, touched on the main thread only.
+Closing the screen shuts the process down; a worker's failure goes to the
+app's one handler (``SectionScreen``).
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from textual.widgets import Input, Static
 
 from stylelora_tui.compare.build import default_runs, run_choices
 from stylelora_tui.compare.jobs import GenerationJobs, Job
-from stylelora_tui.compare.publish import ExportRequest, export_compare, stop_process
-from stylelora_tui.compare.session import SETTING_FIELDS, CompareSession, held_out_records, parse_settings
+from stylelora_tui.compare.publish import ExportRequest, export_compare, open_session, stop_process
+from stylelora_tui.compare.session import SETTING_FIELDS, CompareSession, parse_settings
 from stylelora_tui.runs.run import Run
 from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.commands import bindings
@@ -52,6 +51,7 @@ class CompareScreen(SectionScreen):
         self.workspace: Workspace = workspace  # type: ignore[assignment]  # set on mount when None
         self.requested_runs = [str(r) for r in runs] if runs else None
         self.session = CompareSession([], settings)
+        self.settings_chosen = settings is not None  # a saved comparison made otherwise is set aside
         self.jobs: GenerationJobs | None = None
         self.gen_job: Job | None = None  # the generate request in flight
         self.error = ""
@@ -94,7 +94,9 @@ class CompareScreen(SectionScreen):
     def set_runs(self, runs: list[Run]) -> None:
         """Compare these runs with the base: one process for all of them (started afresh)."""
         self.shutdown()
-        self.session = CompareSession(runs, self.session.settings, self._held_out(runs))
+        self.session, notes = open_session(runs, self.session.settings, self.settings_chosen)
+        for text, severity in notes:
+            self.notify(text, severity=severity, timeout=10)  # type: ignore[arg-type]
         self.show_error("")
         panes = self.query_one("#compare-panes", Horizontal)
         panes.remove_children()
@@ -104,25 +106,25 @@ class CompareScreen(SectionScreen):
             self.refresh_views()
             return
         panes.mount_all(SamplePane(variant) for variant in self.session.variants)
-        if self.session.records:
-            self.session.pending = (self.session.records[0], self.session.record_label(0))
-        self.jobs = GenerationJobs([run.path for run in runs])
-        self.activity = f"loading the base model and {len(runs)} adapter{'s' if len(runs) > 1 else ''}..."
+        if self.session.saved is not None:  # shown as saved: the model loads only when asked to generate
+            self.activity = f"saved {self.session.saved.get('created')} (compare.json) · r: generate again"
+        else:
+            if self.session.records:
+                self.session.pending = (self.session.records[0], self.session.record_label(0))
+            self.start_process()
         self.refresh_views()
         self.call_after_refresh(self._panes_mounted)
+
+    def start_process(self) -> None:
+        """Start the generation process for the runs compared (it answers the pending prompt once ready)."""
+        self.jobs = GenerationJobs([run.path for run in self.session.runs])
+        self.activity = f"loading the base model and {len(self.jobs.run_dirs)} adapter(s)..."
         self.run_process(self.jobs)
 
     def _panes_mounted(self) -> None:
         self.refresh_views()
         if self.focused is None or not self.focused.is_attached:
             self.query_one(SamplePane).focus()
-
-    def _held_out(self, runs: list[Run]) -> list[dict[str, Any]]:
-        try:
-            return held_out_records(runs[0]) if runs else []
-        except Exception as exc:  # noqa: BLE001 - a broken config or corpus: typed prompts still work
-            self.notify(f"No held-out prompts: {exc}", severity="warning")
-            return []
 
     @work(thread=True, group="compare-session", exit_on_error=False)
     def run_process(self, jobs: GenerationJobs) -> None:
@@ -169,8 +171,10 @@ class CompareScreen(SectionScreen):
             self.notify("Pick a run first (u)", severity="warning")
             return
         if self.session.ready is None or self.jobs is None:
+            if self.jobs is None:  # a saved comparison was shown: the model is needed now
+                self.start_process()
             self.session.pending = (record, label)
-            self.notify("The model is still loading (or failed to): the prompt is kept for when it is ready")
+            self.notify("The model is loading (or failed to): the prompt is kept for when it is ready")
             self.query_one(PromptLine).show(record, label)
             return
         self.jobs.cancel(self.gen_job)
@@ -297,13 +301,14 @@ class CompareScreen(SectionScreen):
         if not records:
             self.notify("This run's corpus has no held-out split (eval.jsonl): type a prompt (t)", severity="warning")
             return
-        choices = [(str(i), f"{i + 1}. " + " ".join(str(r.get("input", "")).split())[:90]) for i, r in enumerate(records)]
 
         def picked(choice: str | None) -> None:
-            if choice is not None:
+            if choice is not None and self.session.show_saved(records[int(choice)]):
+                self.refresh_views()  # its saved samples; r generates it again
+            elif choice is not None:
                 self.generate(records[int(choice)], self.session.record_label(int(choice)))
 
-        self.app.push_screen(ChoiceDialog("Held-out prompt (the run never trained on these)", choices), picked)
+        self.app.push_screen(ChoiceDialog("Held-out prompt (the run never trained on these)", self.session.prompt_choices()), picked)
 
     def on_type_prompt(self, _command: commands.TypePrompt) -> None:
         field = self.query_one("#compare-typed", Input)
@@ -337,7 +342,7 @@ class CompareScreen(SectionScreen):
                 self.notify(problem, severity="error", timeout=8)
                 return
             changed = new != self.session.settings
-            self.session.settings = new
+            self.session.settings, self.settings_chosen = new, True
             self.refresh_status()
             if changed and self.session.current is not None:
                 self.generate(self.session.current.record, self.session.current.label)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import html
+import io
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from textual.app import App
-from textual.widgets import Input, SelectionList
+from rich.console import Console
+from textual.widgets import Input, SelectionList, Static
 
+from conftest import recorded_notifications
+from stylelora_tui.compare.publish import save_compare_json
+from stylelora_tui.compare.session import build_result, held_out_records, prompt_item
+from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS
 from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.compare import CompareScreen, SamplePane
+from stylelora_tui.screens.compare_widgets import ScoreTable
 from stylelora_tui.screens.compare_dialogs import ExportDialog, RunPicker
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog
 from stylelora_tui.themes import APP_CSS, DEFAULT_THEME, THEMES
@@ -185,3 +194,100 @@ async def test_a_run_without_adapter_shows_a_clear_message(workspace):
         assert screen.query_one("#compare-error").has_class("-shown")
         await pilot.press("r", "n", "e")  # nothing to do: no crash
         assert isinstance(app.screen, CompareScreen)
+
+
+# --------------------------------------------------------------------------- a saved comparison
+
+
+def generation_children() -> list[int]:
+    """Pids of this process's children running the generation server (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"stylelora_tui.generation" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def rendered(widget: Static) -> str:
+    console = Console(width=120, file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+@pytest.fixture
+def saved_workspace(tmp_path, tmp_path_factory, tiny_model) -> Workspace:
+    """A workspace with one trained run, "saved-run", whose compare.json is not written yet."""
+    run = trained_run(tmp_path_factory, tiny_model)
+    root = tmp_path / "ws"
+    shutil.copytree(run.path, root / "runs" / "saved-run", ignore=shutil.ignore_patterns("merged", "checkpoints", "compare.*"))
+    (root / "configs").mkdir()
+    return Workspace(root)
+
+
+def write_saved(workspace: Workspace) -> dict:
+    """A compare.json in the result format, with texts no model would write (so what is shown is the file's)."""
+    run = workspace.find_run("saved-run")
+    variants = ["base", "saved-run"]
+    samples = {v: [{"seed": i, "text": f"{v} saved sample {i}", "tokens": 4, "stopped": "eos"} for i in range(2)] for v in variants}
+    scores = {"delta": 0.5, "mean_sentence_length": 9.0, "mattr": 0.7}
+    result = build_result(
+        run_name="saved-run", ready={"model": "/models/tiny", "device": "cpu"}, settings={**SAMPLING_DEFAULTS, **GREEDY},
+        variants=variants, items=[prompt_item(held_out_records(run)[1], samples, variants)],
+        style={"reading": "saved reading: closer to the author", "author": scores, "variants": {v: scores for v in variants}},
+        losses={"base": {"eval_loss": 4.25, "perplexity": 70.1, "tokens": 9}, "saved-run": {"eval_loss": 3.75, "perplexity": 42.5, "tokens": 9}},
+        config=run.config(),
+    )
+    save_compare_json(result, [run])
+    return result
+
+
+async def test_a_saved_comparison_is_shown_at_once_and_r_generates_again(saved_workspace):
+    result = write_saved(saved_workspace)
+    app = CompareApp(saved_workspace)  # as the app opens the section: the newest run, no settings asked for
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await pilot.pause()
+        panes = list(screen.query(SamplePane))
+        assert [p.text for p in panes] == ["base saved sample 0", "saved-run saved sample 0"]
+        assert panes[0].border_subtitle == "1/2 · seed 0 · 4 tok · eos"
+        assert screen.jobs is None and generation_children() == []  # no generation process was started
+        status = str(screen.query_one("#compare-status").render())
+        assert f"saved {result['created']} (compare.json) · r: generate again" in status
+        assert "held-out 2/4" in str(screen.query_one("#compare-prompt").render())
+        scores = rendered(screen.query_one(ScoreTable))
+        assert "saved reading: closer to the author" in scores and "4.250" in scores and "3.750" in scores and "42.50" in scores
+
+        await pilot.press("n")  # browsing the saved samples
+        assert [p.text for p in panes] == ["base saved sample 1", "saved-run saved sample 1"]
+        await pilot.pause(0.3)
+        assert screen.jobs is None and generation_children() == []
+
+        await pilot.press("r")  # the same prompt generated again, with the next seeds
+        assert screen.jobs is not None
+        await wait_for(pilot, lambda: finished(screen) and not screen.session.current.saved, what="the regeneration")
+        assert generation_children() != []  # the helper sees the process it said was not there
+        assert [s.seed for s in screen.session.current.samples["saved-run"]] == [2, 3]
+        assert "held-out 2/4" == screen.session.current.label and len(screen.session.items) == 1
+        assert all(p.text and "saved sample" not in p.text for p in panes)
+        process = screen.jobs.client.process
+    assert process.wait(timeout=10) is not None
+
+
+async def test_a_damaged_saved_comparison_is_named_and_the_section_generates(saved_workspace):
+    path = saved_workspace.runs_dir / "saved-run" / "compare.json"
+    path.write_text('{"created": "2026-12-01 10:00", "settings": ', encoding="utf-8")
+    app = CompareApp(saved_workspace, runs=["saved-run"], settings=GREEDY)
+    notes = recorded_notifications(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: finished(screen), what="samples generated afresh")
+        warnings = [message for _, message, severity in notes if severity == "warning"]
+        assert len(warnings) == 1 and warnings[0].startswith(f"{path} is damaged (not JSON: ")
+        assert "generating afresh" in warnings[0] and "Traceback" not in warnings[0]
+        assert screen.session.saved is None and all(p.text for p in screen.query(SamplePane))
+        assert screen.error == ""

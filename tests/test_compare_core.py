@@ -184,3 +184,134 @@ def test_generation_jobs_stream_in_batches_cancel_and_close(run) -> None:
     jobs.close()
     thread.join(30)
     assert not thread.is_alive() and process.poll() is not None and failed == []
+
+
+# --------------------------------------------------------------------------- a saved comparison, opened again
+
+
+def saved_run(tmp_path, name: str = "styled"):
+    """A run folder (config and held-out corpus, no model needed) to save a comparison in."""
+    from conftest import write_corpus
+
+    from stylelora_tui import config as config_mod
+    from stylelora_tui.runs.run import Run
+
+    cfg = config_mod.defaults()
+    cfg["data"]["corpus"] = str(write_corpus(tmp_path / "corpus"))
+    folder = tmp_path / "runs" / name
+    folder.mkdir(parents=True)
+    config_mod.save(folder / "config.yaml", cfg)
+    return Run(folder)
+
+
+def streamed_result(run) -> dict:
+    """A compare result made the way the app makes one: protocol lines fed to a session, then ``result()``."""
+    session = CompareSession.for_runs([run], settings=GREEDY)
+    session.set_ready({"variants": ["base", run.name], "model": "/models/tiny", "device": "cpu"})
+    for index in (0, 2):
+        item = session.start(session.records[index], session.record_label(index))
+        for variant in session.variants:
+            for i in range(2):
+                line = {"variant": variant, "sample": i, "seed": 3 + i}
+                session.take(item, [{**line, "token": "The "}, {**line, "done": True, "text": f"The {variant} wrote {index}.{i}.",
+                                                               "tokens": 4, "stopped": "eos"}])
+        session.finish(item, cancelled=False)
+    session.take_losses([{"variant": "base", "eval_loss": 3.5, "perplexity": 33.1, "tokens": 90},
+                         {"variant": run.name, "eval_loss": 3.2, "perplexity": 24.5, "tokens": 90}])
+    session.score()
+    return session.result()
+
+
+def test_a_saved_comparison_opens_as_it_was_saved(tmp_path) -> None:
+    from stylelora_tui.compare.publish import open_session, save_compare_json
+
+    run = saved_run(tmp_path)
+    result = streamed_result(run)
+    save_compare_json(result, [run])
+    session, notes = open_session([run], dict(SAMPLING_DEFAULTS))
+    assert notes == [] and session.saved == {"created": result["created"], "model": "/models/tiny", "device": "cpu"}
+    assert session.ready is None and session.pending is None  # nothing asks for a generation process
+    assert session.settings == {**SAMPLING_DEFAULTS, **GREEDY}  # settings nobody chose are the file's
+    assert [item.label for item in session.items] == ["held-out 1/4", "held-out 3/4"] and session.current is session.items[0]
+    assert [s.text for s in session.current.samples[run.name]] == ["The styled wrote 0.0.", "The styled wrote 0.1."]
+    assert all(item.finished and item.saved for item in session.items)
+    assert session.losses[run.name]["eval_loss"] == 3.2 and session.loss_requested
+    assert session.style == result["style"] and session.score_rows()[2][4] == "3.200"
+    assert session.prompt_choices()[2][1].startswith("3. (saved) ") and "(saved)" not in session.prompt_choices()[1][1]
+    assert session.show_saved(session.records[2]) and session.current is session.items[1]
+    assert not session.show_saved(session.records[1])
+    again = session.result()  # exported again: the same prompts, samples, scores, model
+    assert again["prompts"] == result["prompts"] and again["style"] == result["style"] and again["model"] == "/models/tiny"
+
+    # Regenerating the shown prompt asks for new seeds, and replaces the saved item.
+    session.next_seeds()
+    item = session.start(session.current.record, session.current.label)
+    assert [s.seed for s in item.samples["base"]] == [5, 6] and len(session.items) == 2 and not item.saved
+
+
+def test_a_saved_comparison_that_does_not_fit_is_set_aside_with_a_note(tmp_path) -> None:
+    import os
+
+    from stylelora_tui.compare.publish import open_session, save_compare_json
+
+    run = saved_run(tmp_path)
+    save_compare_json(streamed_result(run), [run])
+    path = run.path / "compare.json"
+
+    session, notes = open_session([run], {**GREEDY, "n": 1}, chosen=True)  # settings the user chose
+    assert session.saved is None and session.items == [] and session.settings["n"] == 1 and len(session.records) == 4
+    said = (f"Saved comparison {path} set aside: it was made with T 0.0, top-p 0.9, max 8, n 2, seed 3, "
+            "not T 0.0, top-p 0.9, max 8, n 1, seed 3; generating afresh")
+    assert notes == [(said, "information")]
+    assert open_session([run], dict(GREEDY), chosen=True).session.saved is not None  # the same settings: shown
+
+    other = saved_run(tmp_path / "b", name="other")
+    session, notes = open_session([run, other], dict(GREEDY))
+    assert session.saved is None and session.variants == ["base", "styled", "other"]
+    assert notes[0][0].startswith(f"{path} holds the base against styled only")
+
+    run.adapter_dir.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        (run.adapter_dir / name).write_text("{}")
+    later = path.stat().st_mtime + 60
+    os.utime(run.adapter_dir / "adapter_model.safetensors", (later, later))  # trained on after the comparison
+    session, notes = open_session([run], dict(GREEDY))
+    assert session.saved is None and "is older than styled's adapter" in notes[0][0]
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ('{"created": "2026-01-01 10:00", "settings": {}, "variants": ["base", "styled"]}', "missing key 'prompts'"),
+    (None, "bad 'settings'"),
+    ("", "prompt 1 is incomplete"),
+])
+def test_a_damaged_saved_comparison_is_named_and_set_aside(tmp_path, text, why) -> None:
+    from stylelora_tui.compare.publish import open_session
+
+    run = saved_run(tmp_path)
+    result = streamed_result(run)
+    if text is None:
+        result["settings"].pop("top_p")
+    elif text == "":
+        del result["prompts"][0]["samples"]["base"][1]["text"]
+    path = run.path / "compare.json"
+    path.write_text(json.dumps(result) if text in (None, "") else text, encoding="utf-8")
+    session, notes = open_session([run], dict(SAMPLING_DEFAULTS))
+    assert session.saved is None and session.items == [] and len(session.records) == 4  # generated afresh
+    assert len(notes) == 1 and notes[0][1] == "warning"
+    assert notes[0][0].startswith(f"{path} is damaged (") and why in notes[0][0] and "Traceback" not in notes[0][0]
+
+
+def test_a_hand_edited_saved_comparison_with_odd_scores_still_shows(tmp_path) -> None:
+    from stylelora_tui.compare.publish import open_session
+
+    run = saved_run(tmp_path)
+    result = streamed_result(run)
+    result["style"] = {"reading": 3, "author": "x", "variants": {"base": [1], run.name: {"delta": "far"}}}
+    result["eval_loss"] = {"base": 3.5, run.name: {"eval_loss": "low", "perplexity": 20.0}}
+    (run.path / "compare.json").write_text(json.dumps(result), encoding="utf-8")
+    session, notes = open_session([run], dict(SAMPLING_DEFAULTS))
+    assert notes == [] and session.style["reading"] == "3"
+    assert session.score_rows() == [("author", "0", "-", "-", "", ""), ("base", "-", "-", "-", "-", "-"),
+                                    ("styled", "-", "-", "-", "-", "20.00")]

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from stylelora_tui.runs.run import Run
+
+if TYPE_CHECKING:
+    from stylelora_tui.compare.session import CompareSession
 
 COMPARE_JSON = "compare.json"
 
@@ -41,6 +44,80 @@ def load_compare_json(run: Run) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# --------------------------------------------------------------------------- opening a saved comparison
+
+
+class Opened(NamedTuple):
+    """What opening runs gives: the session to show, and (text, severity) lines for the user."""
+
+    session: CompareSession
+    notes: list[tuple[str, str]]
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    return (f"T {settings['temperature']}, top-p {settings['top_p']}, max {settings['max_new_tokens']}, "
+            f"n {settings['n']}, seed {settings['seed']}")
+
+
+def _adapter_time(run: Run) -> float:
+    """When the adapter a comparison of ``run`` uses was last written (0 when it has none)."""
+    folder = run.adapter_dir if (run.adapter_dir / "adapter_config.json").exists() else run.latest_checkpoint()
+    files = list(folder.glob("adapter_*")) if folder else []
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+def open_session(runs: list[Run], settings: dict[str, Any], chosen: bool = False) -> Opened:
+    """The session for comparing ``runs``: their saved comparison when it fits, else a fresh one to generate.
+
+    A fresh session has the first run's held-out prompts and ``settings``. The
+    saved one is ``RUN/compare.json``, base against that one run, so several
+    runs are always generated afresh. Set aside with a note: a file about other
+    variants, one made with other settings than ``chosen`` ones (settings not
+    chosen take the file's), one older than the run's adapter. A damaged file
+    is set aside with a warning naming it.
+    """
+    from stylelora_tui.compare.session import CompareSession, held_out_records, settings_of
+
+    try:
+        records = held_out_records(runs[0]) if runs else []
+        notes: list[tuple[str, str]] = []
+    except Exception as exc:  # noqa: BLE001 - a broken config or corpus: typed prompts still work
+        records, notes = [], [(f"No held-out prompts: {exc}", "warning")]
+    fresh = Opened(CompareSession(runs, settings, records), notes)  # notes added below go with it
+    saved = [run for run in runs if (run.path / COMPARE_JSON).exists()]
+    if not saved:
+        return fresh
+    if len(runs) > 1:
+        notes.append((f"{saved[0].path / COMPARE_JSON} holds the base against {saved[0].name} only: generating afresh",
+                      "information"))
+        return fresh
+    run, path = runs[0], runs[0].path / COMPARE_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        session = CompareSession.from_result(runs, data, records)
+        stale = _adapter_time(run) > path.stat().st_mtime
+    except OSError as exc:
+        notes.append((f"Could not read {path}: {exc.strerror or exc}; generating afresh", "warning"))
+        return fresh
+    except json.JSONDecodeError as exc:
+        notes.append((f"{path} is damaged (not JSON: {exc}); generating afresh", "warning"))
+        return fresh
+    except ValueError as exc:  # SavedResultError, or text that is not UTF-8
+        notes.append((f"{path} is damaged ({exc}); generating afresh", "warning"))
+        return fresh
+    used = settings_of(data)
+    if session.variants != ["base", run.name]:
+        why = f"compares {', '.join(session.variants)}, not base and {run.name}"
+    elif chosen and used != {k: fresh.session.settings[k] for k in used}:
+        why = f"was made with {_describe(used)}, not {_describe(fresh.session.settings)}"
+    elif stale:
+        why = f"is older than {run.name}'s adapter"
+    else:
+        return Opened(session, notes)
+    notes.append((f"Saved comparison {path} set aside: it {why}; generating afresh", "information"))
+    return fresh
 
 
 def write_page(path: str | Path, result: dict[str, Any], run: Run) -> Path:

@@ -35,6 +35,11 @@ SETTING_FIELDS = (
 )
 
 
+def record_key(record: dict[str, Any]) -> str:
+    """What tells prompts apart: the record's id, else its text."""
+    return str(record.get("id") or record.get("input"))
+
+
 @dataclass
 class Sample:
     seed: int
@@ -59,6 +64,7 @@ class Item:
     samples: dict[str, list[Sample]]
     finished: bool = False
     error: str = ""
+    saved: bool = False  # read back from compare.json, not generated in this session
 
     @classmethod
     def fresh(cls, record: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
@@ -68,7 +74,7 @@ class Item:
 
     @property
     def key(self) -> str:
-        return str(self.record.get("id") or self.record.get("input"))
+        return record_key(self.record)
 
     def take(self, event: dict[str, Any]) -> int | None:
         """Apply one protocol line of a side of this item; the sample's index when it streamed a token."""
@@ -118,6 +124,35 @@ def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[
     }
 
 
+class SavedResultError(ValueError):
+    """A saved compare result (compare.json) that cannot be shown: the message says what is wrong in it."""
+
+
+def settings_of(result: dict[str, Any]) -> dict[str, Any]:
+    """The sampling settings a compare result was made with, as the session names them; raises KeyError."""
+    saved = result["settings"]
+    return {"n": int(saved["samples"]), "seed": int(saved["seed"]), "temperature": float(saved["temperature"]),
+            "top_p": float(saved["top_p"]), "max_new_tokens": int(saved["max_new_tokens"])}
+
+
+def saved_item(prompt: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
+    """One prompt of a compare result as a finished item; raises KeyError, TypeError or ValueError on a bad shape."""
+    record = {"id": prompt.get("id"), "instruction": prompt.get("instruction"), "input": str(prompt["prompt"]),
+              "output": prompt.get("reference")}
+    samples = {v: [Sample(seed=int(s["seed"]), text=str(s["text"]), done=True, tokens=s.get("tokens"),
+                          stopped=s.get("stopped")) for s in prompt["samples"].get(v, [])] for v in variants}
+    return Item(record, label, dict(settings), samples, finished=True, saved=True)
+
+
+def saved_style(style: Any) -> dict[str, Any] | None:
+    """A saved style report, with the parts the score table reads made safe to read (None for none)."""
+    if not isinstance(style, dict) or not style:
+        return None
+    author, variants = style.get("author"), style.get("variants")
+    return {**style, "reading": str(style.get("reading") or ""), "author": author if isinstance(author, dict) else {},
+            "variants": {v: s for v, s in variants.items() if isinstance(s, dict)} if isinstance(variants, dict) else {}}
+
+
 def eval_split(run: Run) -> Path:
     """The run's held-out split: its corpus's eval.jsonl."""
     return Path(run.config()["data"]["corpus"]) / "eval.jsonl"
@@ -144,7 +179,7 @@ def parse_settings(values: dict[str, str], current: dict[str, Any]) -> tuple[dic
 
 
 def fixed(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"  # "-" for none (or a hand-edited file's junk)
 
 
 class CompareSession:
@@ -168,6 +203,38 @@ class CompareSession:
         self.loss_requested = False
         self.style: dict[str, Any] | None = None
         self.style_note = STYLE_WAITING
+        self.saved: dict[str, Any] | None = None  # created, model, device of the compare.json shown, if one is
+
+    @classmethod
+    def from_result(cls, runs: list[Run], result: dict[str, Any], records: list[dict[str, Any]] | None = None) -> CompareSession:
+        """A session showing a saved compare result (compare.json); raises ``SavedResultError`` saying what is wrong."""
+        if not isinstance(result, dict):
+            raise SavedResultError("not a JSON object")
+        for key, kind in (("created", str), ("settings", dict), ("variants", list), ("prompts", list)):
+            if not isinstance(result.get(key), kind):
+                raise SavedResultError(f"missing key '{key}'" if key not in result else f"'{key}' is not a {kind.__name__}")
+        try:
+            session = cls(runs, settings_of(result), records)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SavedResultError(f"bad 'settings' ({type(exc).__name__}: {exc})") from None
+        session.variants = [str(v) for v in result["variants"]]
+        index = {str(r.get("input")): i for i, r in enumerate(session.records)}
+        for number, prompt in enumerate(result["prompts"], 1):
+            i = index.get(str(prompt.get("prompt")) if isinstance(prompt, dict) else "")
+            label = session.record_label(i) if i is not None else f"saved {number}/{len(result['prompts'])}"
+            try:
+                session.items.append(saved_item(prompt, label, session.settings, session.variants))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise SavedResultError(f"prompt {number} is incomplete ({type(exc).__name__}: {exc})") from None
+        if not session.has_samples():
+            raise SavedResultError("no samples in it")
+        session.current = session.items[0]
+        session.saved = {k: result.get(k) for k in ("created", "model", "device")}
+        style, losses = result.get("style"), result.get("eval_loss")
+        session.set_style(saved_style(style), "" if saved_style(style) else "no style scores saved")
+        session.losses = {v: loss for v, loss in losses.items() if isinstance(loss, dict)} if isinstance(losses, dict) else {}
+        session.loss_requested = bool(session.losses)  # the saved losses stand: they do not depend on sampling
+        return session
 
     @classmethod
     def for_runs(cls, runs: list[Run], settings: dict[str, Any] | None = None) -> CompareSession:
@@ -178,6 +245,19 @@ class CompareSession:
 
     def record_label(self, index: int) -> str:
         return f"held-out {index + 1}/{len(self.records)}"
+
+    def prompt_choices(self) -> list[tuple[str, str]]:
+        """The held-out prompts to pick from (index, line), those with saved samples marked."""
+        saved = {item.key for item in self.items if item.saved}
+        return [(str(i), f"{i + 1}. {'(saved) ' if record_key(r) in saved else ''}"
+                 + " ".join(str(r.get("input", "")).split())[:90]) for i, r in enumerate(self.records)]
+
+    def show_saved(self, record: dict[str, Any]) -> bool:
+        """Look at the saved samples of ``record``'s prompt; False when it has none (then generate it)."""
+        item = next((item for item in self.items if item.saved and item.key == record_key(record)), None)
+        if item is not None:
+            self.current, self.index, self.follow = item, 0, True
+        return item is not None
 
     def set_ready(self, ready: dict[str, Any]) -> None:
         """The generation process is up: its variants are the columns."""
@@ -306,7 +386,7 @@ class CompareSession:
             report = {**report, "variants": {v: s for v, s in report.get("variants", {}).items() if v in variants}}
         done = {id(item): {v: [vars(s) for s in item.samples.get(v, []) if s.done] for v in variants} for item in items}
         return build_result(
-            run_name=", ".join(v for v in variants if v != BASE), ready=self.ready, settings=used, variants=variants,
+            run_name=", ".join(v for v in variants if v != BASE), ready=self.ready or self.saved, settings=used, variants=variants,
             items=[prompt_item(item.record, done[id(item)], variants) for item in items], style=report,
             losses={v: {k: loss.get(k) for k in LOSS_FIELDS} for v, loss in self.losses.items() if v in variants},
             config=config,
