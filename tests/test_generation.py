@@ -90,9 +90,29 @@ def test_every_sample_records_a_seed_that_reproduces_it(client, run, record, tin
     again = samples_by_variant(client.collect(client.generate(record=record, n=1, seed=42, **settings)))
     assert again["base"][0]["text"] == first["base"][2]["text"]
     assert again[run.name][0]["text"] == first[run.name][2]["text"]
-    # ... and plain transformers reproduces it from the seed alone.
-    plain = plain_generate(tiny_model, run.adapter_dir, record, adapter=False, seed=42, do_sample=True, **settings)
+    # ... and plain transformers reproduces it from the seed alone, one row with the sample's own generator.
+    from stylelora_tui.generation.sampling import SeededSampler
+
+    sampler = SeededSampler([42], settings["temperature"], settings["top_p"])
+    plain = plain_generate(tiny_model, run.adapter_dir, record, adapter=False, do_sample=False,
+                           logits_processor=[sampler], max_new_tokens=settings["max_new_tokens"])
     assert plain == first["base"][2]["text"]
+
+
+def test_all_samples_of_a_prompt_stream_together_from_one_batched_call(client, run, record):
+    events = client.collect(client.generate(record=record, n=4, seed=7, temperature=1.0, top_p=1.0, max_new_tokens=20))
+    samples = samples_by_variant(events)
+    for variant in ("base", run.name):
+        assert [s["sample"] for s in samples[variant]] == [0, 1, 2, 3]
+        for s in samples[variant]:  # every sample's streamed pieces add up to its text
+            streamed = "".join(e["token"] for e in events
+                               if e.get("variant") == variant and e.get("sample") == s["sample"] and "token" in e)
+            assert streamed == s["text"] and s["tokens"] <= 20
+    # The samples of a variant arrive interleaved (one batch), not one after another.
+    order = [e["sample"] for e in events if e.get("variant") == "base" and "token" in e]
+    first_of = {i: order.index(i) for i in range(4) if i in order}
+    last_of = {i: len(order) - 1 - order[::-1].index(i) for i in first_of}
+    assert any(first_of[j] < last_of[i] for i in first_of for j in first_of if j > i), order
 
 
 def test_a_typed_prompt_uses_the_training_instruction(client):
@@ -109,7 +129,10 @@ def test_cancel_stops_a_request_mid_sample(client):
             client.cancel(rid)
     done = [e for e in events if e.get("done")]
     assert events[-1]["finished"] and events[-1]["cancelled"]
-    assert len(done) < 5 and done[-1]["stopped"] == "cancelled"
+    # The five samples run as one batch: the ones still going end "cancelled", mid-sample.
+    stops = [e["stopped"] for e in done]
+    assert "cancelled" in stops and set(stops) <= {"eos", "cancelled"}, stops
+    assert all(e["tokens"] < 600 for e in done if e["stopped"] == "cancelled")
     # The process goes on serving.
     after = client.collect(client.generate(prompt="Fog", variants=["base"], n=1, temperature=0, max_new_tokens=3))
     assert after[-1]["cancelled"] is False and any(e.get("done") for e in after)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from stylelora_tui.generation.protocol import BASE, GenerationError, sampling_from
 from stylelora_tui.generation.run_adapters import RunAdapter
+from stylelora_tui.generation.sampling import BatchStreamer, SeededSampler, until_end
 from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, render_prompt, tokenize_records
 from stylelora_tui.training.backends import device_description, four_bit_config
 
@@ -125,7 +126,7 @@ class Engine:
 
     def generate(self, request: dict[str, Any], emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> None:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         variants = self.check_variants(request)
         settings = sampling_from(request)
@@ -139,23 +140,31 @@ class Engine:
             def __call__(self, input_ids, scores, **kwargs):
                 return torch.full((input_ids.shape[0],), cancelled(), dtype=torch.bool, device=input_ids.device)
 
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
-        for i in range(n):
-            for name in variants:
-                if cancelled():
-                    return
-                tags = {"id": request.get("id"), "variant": name, "sample": i, "seed": seed + i}
-                streamer = TokenStreamer(self.tokenizer, lambda piece, tags=tags: emit({**tags, "token": piece}))
-                torch.manual_seed(seed + i)
-                with self.variant(name), torch.no_grad():
-                    output = self.model.generate(
-                        **inputs, max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-                        streamer=streamer, stopping_criteria=StoppingCriteriaList([Cancel()]), **sampling,
-                    )
-                new = output[0, prompt_len:].tolist()
+        # One batched call per variant: every sample of the prompt at once, each with its own seed
+        # (SeededSampler), streamed row by row. Temperature 0 is greedy: one row, copied n times.
+        rows = n if temperature > 0 else 1
+        seeds = [seed + i for i in range(n)]
+        batch = {key: value.repeat(rows, 1) for key, value in inputs.items()}
+        for name in variants:
+            if cancelled():
+                return
+            tags = [{"id": request.get("id"), "variant": name, "sample": i, "seed": seeds[i]} for i in range(n)]
+            streamer = BatchStreamer(self.tokenizer, [lambda piece, tags=tags[i]: emit({**tags, "token": piece})
+                                                      for i in range(rows)], self.eos_ids)
+            processors = [SeededSampler(seeds, temperature, top_p, self.model.device)] if temperature > 0 else []
+            with self.variant(name), torch.no_grad():
+                output = self.model.generate(
+                    **batch, max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+                    do_sample=False, logits_processor=LogitsProcessorList(processors), streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([Cancel()]),
+                )
+            for i in range(n):
+                new = until_end(output[min(i, rows - 1), prompt_len:].tolist(), self.eos_ids)
                 stopped = "cancelled" if cancelled() else "eos" if new and new[-1] in self.eos_ids else "length"
+                if i >= rows:  # greedy: the same text again, streamed as a whole
+                    emit({**tags[i], "token": self.tokenizer.decode(new, skip_special_tokens=True)})
                 text = self.tokenizer.decode(new, skip_special_tokens=True)
-                emit({**tags, "done": True, "text": text, "tokens": len(new), "stopped": stopped})
+                emit({**tags[i], "done": True, "text": text, "tokens": len(new), "stopped": stopped})
 
     def eval_loss(self, request: dict[str, Any], emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> None:
         import torch
@@ -189,36 +198,3 @@ class Engine:
             emit({"id": request.get("id"), "variant": name, "eval_loss": loss,
                   "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
                   "tokens": int(tokens), "records": len(rows)})
-
-
-class TokenStreamer:
-    """A transformers streamer that hands each new piece of decoded text to a callback.
-
-    The whole generated sequence is decoded each time and only the new suffix
-    is sent, so multi-token characters and merged spaces come out right; text
-    ending in an incomplete character waits for the next token.
-    """
-
-    def __init__(self, tokenizer: Any, on_text: Callable[[str], None]):
-        self.tokenizer, self.on_text = tokenizer, on_text
-        self.ids: list[int] = []
-        self.sent = 0
-        self.prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:  # the first call is the prompt
-            self.prompt_seen = True
-            return
-        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
-        self._flush(final=False)
-
-    def end(self) -> None:
-        self._flush(final=True)
-
-    def _flush(self, final: bool) -> None:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd") and not final:
-            return
-        if len(text) > self.sent:
-            piece, self.sent = text[self.sent :], len(text)
-            self.on_text(piece)

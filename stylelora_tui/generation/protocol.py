@@ -16,13 +16,16 @@ stdout (nothing else is ever written there: library chatter goes to stderr).
   ``record`` is a corpus record (instruction + input); a typed ``prompt``
   becomes the input of a record with the training data's instruction. The
   prompt is rendered by ``prompting.render_prompt``, the same chat template as
-  training. For each sample i (seed = seed + i, the same seed for every
-  variant) and each variant, in that order: ``TokenLine`` as text arrives,
-  then ``DoneLine`` (``stopped``: "eos", "length" or "cancelled").
-  Temperature 0 is greedy. A sample is reproduced with plain transformers by
-  ``torch.manual_seed(seed)`` then ``generate(do_sample=True, temperature=...,
-  top_p=...)`` on the same rendered prompt (for "base": the base model without
-  the adapter).
+  training. For each variant, all n samples (sample i has seed = seed + i, the same
+  seeds for every variant) come from one batched ``generate`` call:
+  ``TokenLine``s of the samples interleave as text arrives, then a
+  ``DoneLine`` per sample (``stopped``: "eos", "length" or "cancelled"; a
+  cancel ends every sample still going). Temperature 0 is greedy. A sample
+  depends on its seed alone (each row samples with its own generator,
+  ``generation.sampling.SeededSampler``), so it is reproduced with plain
+  transformers by ``generate(do_sample=False, logits_processor=
+  [SeededSampler([seed], temperature, top_p)])`` on the same rendered prompt
+  (for "base": the base model without the adapter).
 - ``EvalLossRequest``: ``{"id", "op": "eval_loss", "variants", "limit"?,
   "records"?}``: held-out loss on the run's eval.jsonl (or the given records),
   completion tokens only, as in training; one ``EvalLossLine`` per variant.
