@@ -2,6 +2,7 @@
 
 ``protocol`` defines the requests, the replies and the sampling defaults;
 ``server`` is the process (``python -m stylelora_tui.generation.server``),
-which loads runs through ``run_adapters`` and generates with ``engine``;
-``client`` starts it and streams its JSON-line replies.
+which loads runs through ``run_adapters`` and generates with ``engine``
+(every sample of a prompt in one batched call, seeded per sample by
+``sampling``); ``client`` starts it and streams its JSON-line replies.
 """
