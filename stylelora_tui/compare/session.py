@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stylelora_tui.generation.protocol import (
-    BASE, LOSS_FIELDS, SAMPLING_DEFAULTS, generate_fields, losses_by_variant, sampling_problem,
+    BASE, LOSS_FIELDS, SAMPLING_DEFAULTS, SAMPLING_KEYS, generate_fields, losses_by_variant, sampling_problem,
 )
 from stylelora_tui.runs.run import Run
 
@@ -100,6 +100,8 @@ class Item:
 
 
 SAMPLE_FIELDS = ("seed", "text", "tokens", "stopped")
+# compare.json names the protocol's sampling settings alike, but for the sample count.
+SAVED_NAMES = {"n": "samples"}
 
 
 def prompt_item(record: dict[str, Any], samples: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
@@ -118,8 +120,7 @@ def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[
     return {
         "run": run_name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": (ready or {}).get("model"),
         "device": (ready or {}).get("device"),
-        "settings": {"samples": settings["n"], "seed": settings["seed"], "temperature": settings["temperature"],
-                     "top_p": settings["top_p"], "max_new_tokens": settings["max_new_tokens"]},
+        "settings": {SAVED_NAMES.get(key, key): settings[key] for key in SAMPLING_KEYS},
         "variants": variants, "prompts": items, "style": style, "eval_loss": losses, "config": config,
     }
 
@@ -131,8 +132,7 @@ class SavedResultError(ValueError):
 def settings_of(result: dict[str, Any]) -> dict[str, Any]:
     """The sampling settings a compare result was made with, as the session names them; raises KeyError."""
     saved = result["settings"]
-    return {"n": int(saved["samples"]), "seed": int(saved["seed"]), "temperature": float(saved["temperature"]),
-            "top_p": float(saved["top_p"]), "max_new_tokens": int(saved["max_new_tokens"])}
+    return {key: type(default)(saved[SAVED_NAMES.get(key, key)]) for key, default in SAMPLING_DEFAULTS.items()}
 
 
 def saved_item(prompt: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
