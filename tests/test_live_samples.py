@@ -35,6 +35,20 @@ def test_a_sample_point_is_sampled_with_a_fixed_seed(loaded) -> None:
     assert (first["seed"], first["temperature"], first["top_p"]) == (
         3407, SAMPLING_DEFAULTS["temperature"], SAMPLING_DEFAULTS["top_p"])
     assert first["prompt"] == RECORD["input"] and first["reference"] == RECORD["output"]
+    # The very draw compare makes from that seed (generation.sampling), not another sampler.
+    from transformers import LogitsProcessorList
+
+    from stylelora_tui.generation.sampling import SeededSampler
+    from stylelora_tui.prompting import render_prompt
+
+    inputs = loaded.tokenizer(render_prompt(loaded.tokenizer, RECORD), add_special_tokens=False, return_tensors="pt")
+    with torch.no_grad():
+        output = loaded.model.generate(
+            **inputs, max_new_tokens=24, do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id,
+            eos_token_id=loaded.tokenizer.eos_token_id,
+            logits_processor=LogitsProcessorList([SeededSampler([3407], first["temperature"], first["top_p"])]))
+    compare_text = loaded.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert first["text"] == compare_text
 
     # Sampled, not greedy: other seeds give other continuations on this near-uniform random model.
     others = {LiveSampler(loaded, RECORD, 24, seed=seed).sample()["text"] for seed in range(4)}

@@ -42,9 +42,10 @@ class LiveSampler:
     Sampled as compare samples are (its temperature and top-p), not greedy:
     greedy decoding of a small model loops, which shows degeneration, not style.
     Every sample point uses the same seed, so samples are comparable across
-    steps, and the trainer's own random state is left as it was (the seeded
-    draw happens inside ``torch.random.fork_rng``), so sampling never changes
-    what training does next.
+    steps. The draw is compare's own (``generation.sampling.SeededSampler``,
+    with a generator of its own), so the sample is the one compare makes from
+    that seed, and the trainer's random state is never touched: sampling does
+    not change what training does next.
     """
 
     def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int, *, seed: int,
@@ -58,25 +59,25 @@ class LiveSampler:
         if self.record is None:
             return None
         import torch
+        from transformers import LogitsProcessorList
 
+        from stylelora_tui.generation.sampling import SeededSampler
         from stylelora_tui.prompting import render_prompt
 
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         started = time.perf_counter()
         inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
         inputs = {key: value.to(model.device) for key, value in inputs.items()}
-        cuda_devices = [model.device.index or 0] if model.device.type == "cuda" else []
+        processors = [SeededSampler([self.seed], self.temperature, self.top_p, model.device)] if self.temperature > 0 else []
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=cuda_devices):
-                torch.manual_seed(self.seed)
+            with torch.no_grad():
                 output = model.generate(
                     **inputs,
                     max_new_tokens=self.max_new_tokens,
-                    do_sample=self.temperature > 0,
-                    temperature=self.temperature if self.temperature > 0 else None,
-                    top_p=self.top_p if self.temperature > 0 else None,
+                    do_sample=False,  # greedy over the seeded sampler's noise: a seeded draw
+                    logits_processor=LogitsProcessorList(processors),
                     eos_token_id=tokenizer.eos_token_id,
                     pad_token_id=tokenizer.pad_token_id,
                     use_cache=True,
