@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from pathlib import Path
+
+from stylelora_tui.runs.workspace import Workspace
 
 SECTIONS = ("corpus", "config", "train", "compare", "runs")
 
@@ -41,7 +42,6 @@ def train_demo(root: Path) -> int:
     """The headless demo: train configs/demo.yaml of the demo workspace and follow it."""
     from stylelora_tui import config as config_mod
     from stylelora_tui.demo import DEMO_CONFIG_NAME
-    from stylelora_tui.runs.workspace import Workspace
     from stylelora_tui.runs.control import start_run
     from stylelora_tui.cli.follow import follow
 
@@ -58,7 +58,7 @@ def build_app(args: argparse.Namespace):
     if args.command == "demo":
         root = demo_workspace()
     else:
-        root = Path(args.workspace or os.environ.get("STYLELORA_WORKSPACE") or ".").expanduser().resolve()
+        root = Workspace.named(args.workspace).root
         if root.exists() and not root.is_dir():
             print(f"stylelora-tui: {root} is a file, not a workspace folder", file=sys.stderr)
             return 2

@@ -8,7 +8,6 @@ generation protocol's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -34,11 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from stylelora_tui.compare.build import compare
     from stylelora_tui.compare.publish import save_compare_json, write_page
 
-    root = args.workspace or Path(os.environ.get("STYLELORA_WORKSPACE", "."))
     settings = {"n": args.samples, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
                 "max_new_tokens": args.max_new_tokens}
     try:
-        the_run = Workspace(Path(root).expanduser().resolve()).find_run(args.run)
+        the_run = Workspace.named(args.workspace).find_run(args.run)
         result = compare(the_run, prompts=args.prompts, settings=settings,
                          progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     except RunError as exc:

@@ -8,12 +8,12 @@ prints one line per problem (``file:line: key: message``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from stylelora_tui import config as config_mod
 from stylelora_tui.paths import BadName, check_name
+from stylelora_tui.runs.workspace import Workspace
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def workspace_root(args: argparse.Namespace) -> Path:
-    return Path(args.workspace or os.environ.get("STYLELORA_WORKSPACE") or ".").expanduser().resolve()
+    return Workspace.named(args.workspace).root
 
 
 def run(args: argparse.Namespace) -> int:

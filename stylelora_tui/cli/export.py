@@ -9,7 +9,6 @@ model) to the Hugging Face Hub.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -32,9 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from stylelora_tui import export
 
-    root = args.workspace or Path(os.environ.get("STYLELORA_WORKSPACE", "."))
     try:
-        the_run = Workspace(Path(root).expanduser().resolve()).find_run(args.run)
+        the_run = Workspace.named(args.workspace).find_run(args.run)
         if args.push:
             export.check_repo_id(args.push)  # fail before any slow step
         card = export.write_model_card(the_run, repo_id=args.push if args.push and not args.merge else None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,8 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def workspace_from(args: argparse.Namespace) -> Workspace:
-    root = args.workspace or Path(os.environ.get("STYLELORA_WORKSPACE", "."))
-    return Workspace(Path(root).expanduser().resolve())
+    return Workspace.named(args.workspace)
 
 
 def run(args: argparse.Namespace) -> int:

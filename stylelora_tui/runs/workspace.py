@@ -7,6 +7,7 @@ are listed; ``runs.run`` never imports this module, so there is no cycle.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+
+    @classmethod
+    def named(cls, folder: str | Path | None) -> "Workspace":
+        """The workspace a command names: ``folder``, else $STYLELORA_WORKSPACE, else the current folder."""
+        return cls(Path(folder or os.environ.get("STYLELORA_WORKSPACE") or ".").expanduser().resolve())
 
     @property
     def runs_dir(self) -> Path:
