@@ -29,6 +29,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +86,19 @@ def corpus_without_eval(workspace: Path) -> Path:
     return corpus
 
 
-def run_ours(workspace: Path, model: str, settings: dict) -> dict:
+def parse_overrides(pairs: list[str]) -> dict[str, dict[str, object]]:
+    """``train.gradient_checkpointing=false`` -> {"train": {"gradient_checkpointing": False}} (YAML values)."""
+    import yaml
+
+    overrides: dict[str, dict[str, object]] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        section, _, name = key.partition(".")
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    return overrides
+
+
+def run_ours(workspace: Path, model: str, settings: dict, overrides: dict | None = None) -> dict:
     from stylelora_tui import config as config_mod
     from stylelora_tui.runs.events import read_events
 
@@ -96,6 +109,8 @@ def run_ours(workspace: Path, model: str, settings: dict) -> dict:
         max_steps=settings["steps"], warmup_steps=0, save_steps=10_000, sample_steps=-1,
     )
     cfg["data"]["corpus"] = str(workspace / "corpus")
+    for section, values in (overrides or {}).items():
+        cfg[section].update(values)
     config_path = workspace / "configs" / "bench.yaml"
     config_mod.save(config_path, cfg)
     result = subprocess.run(
@@ -139,6 +154,13 @@ def main() -> int:
     parser.add_argument("--max-seq-length", type=int, default=384)
     parser.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+        help="one more run of ours with config overrides, e.g. nogc:train.gradient_checkpointing=false "
+             "(repeatable; each is compared with the plain script)",
+    )
+    parser.add_argument("--plain", action=argparse.BooleanOptionalAction, default=True, help="run the plain lab script")
+    parser.add_argument("--ours", action=argparse.BooleanOptionalAction, default=True, help="run ours with the bench settings")
     args = parser.parse_args()
     settings = {"steps": args.steps, "batch": args.batch, "accum": args.accum,
                 "max_seq_length": args.max_seq_length, "load_in_4bit": args.load_in_4bit}
@@ -148,30 +170,40 @@ def main() -> int:
         from stylelora_tui.training.models import ensure_demo_model
 
         model_path = str(ensure_demo_model(print))
-    results: dict[str, list[dict]] = {"ours": [], "plain": []}
+    runners: dict[str, Any] = {}
+    if args.ours:
+        runners["ours"] = lambda ws: run_ours(ws, args.model, settings)
+    for spec in args.variant:
+        name, _, pairs = spec.partition(":")
+        overrides = parse_overrides([p for p in pairs.split(",") if p])
+        runners[name] = lambda ws, overrides=overrides: run_ours(ws, args.model, settings, overrides)
+    if args.plain:
+        runners["plain"] = lambda ws: run_plain(ws, model_path, settings)
+    results: dict[str, list[dict]] = {name: [] for name in runners}
     with tempfile.TemporaryDirectory(prefix="stylelora-bench-") as tmp:
         workspace = Path(tmp)
         (workspace / "configs").mkdir()
         corpus_without_eval(workspace)
         for round_ in range(args.rounds):
-            for name, runner, model in (("ours", run_ours, args.model), ("plain", run_plain, model_path)):
-                figures = runner(workspace, model, settings)
+            for name, runner in runners.items():
+                figures = runner(workspace)
                 figures["tokens_per_s"] = figures["tokens"] / figures["train_runtime"]
                 results[name].append(figures)
-                print(f"round {round_ + 1} {name:>5}: {figures['tokens_per_s']:7.1f} tokens/s, "
+                print(f"round {round_ + 1} {name:>8}: {figures['tokens_per_s']:7.1f} tokens/s, "
                       f"peak {figures['peak_memory_bytes'] / 2**30:.2f} GiB, {figures['tokens']} tokens "
                       f"in {figures['train_runtime']:.1f} s", flush=True)
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
-    speed = median("ours", "tokens_per_s") / median("plain", "tokens_per_s")
-    memory = median("ours", "peak_memory_bytes") / median("plain", "peak_memory_bytes")
-    print(f"\nmedian tokens/s: ours {median('ours', 'tokens_per_s'):.1f}, plain {median('plain', 'tokens_per_s'):.1f}")
-    print(f"median peak memory: ours {median('ours', 'peak_memory_bytes') / 2**30:.2f} GiB, "
-          f"plain {median('plain', 'peak_memory_bytes') / 2**30:.2f} GiB")
-    print(f"ratio tokens/s (ours / plain): {speed:.3f}   (target >= 0.97)")
-    print(f"ratio peak memory (ours / plain): {memory:.3f}   (target <= 1.05)")
+    print()
+    for name in results:
+        line = (f"median {name:>8}: {median(name, 'tokens_per_s'):7.1f} tokens/s, "
+                f"peak {median(name, 'peak_memory_bytes') / 2**30:.2f} GiB")
+        if "plain" in results and name != "plain":
+            line += (f"   ratio to plain: tokens/s {median(name, 'tokens_per_s') / median('plain', 'tokens_per_s'):.2f}x, "
+                     f"peak memory {median(name, 'peak_memory_bytes') / median('plain', 'peak_memory_bytes'):.2f}x")
+        print(line)
     return 0
 
 

@@ -170,7 +170,7 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
 
     from stylelora_tui.generation.protocol import GenerationError
     from stylelora_tui.generation.run_adapters import resolve_run
-    from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, render_prompt
+    from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, record_format, render_prompt
 
     try:
         resolved = resolve_run(run.path)
@@ -192,7 +192,7 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
     eval_path = Path(resolved.cfg["data"]["corpus"]) / "eval.jsonl"
     records = read_jsonl(eval_path)[:check_prompts] if eval_path.exists() else []
     records = records or [{"instruction": DEFAULT_INSTRUCTION, "input": "The"}]
-    prompts = [tokenizer(render_prompt(tokenizer, r), return_tensors="pt", add_special_tokens=False)["input_ids"][:, :128] for r in records]
+    prompts = [tokenizer(render_prompt(tokenizer, r, record_format(resolved.cfg)), return_tensors="pt", add_special_tokens=False)["input_ids"][:, :128] for r in records]
     with torch.no_grad():
         expected = [model(input_ids=ids.to(model.device)).logits.float().cpu() for ids in prompts]
     log("merging (merge_and_unload)")

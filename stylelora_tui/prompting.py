@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+#: How a record is trained on (``data.format``). ``instruction``: the lab's chat
+#: turn (instruction + opening words), loss on the author's continuation only.
+#: ``raw_text``: the passage as plain text, loss on every token: the model
+#: learns the prose itself, and is prompted with the bare opening words.
+DATA_FORMATS = ("instruction", "raw_text")
+
 #: The instruction of the lab's records (``prepare --instruction`` changes it); a
 #: typed prompt gets the run's own instruction, this one when it has none.
 DEFAULT_INSTRUCTION = "Continue in the author's style:"
@@ -27,8 +33,27 @@ def messages_for(record: dict[str, Any]) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
-def render_prompt(tokenizer: Any, record: dict[str, Any]) -> str:
-    """The prompt text, through the tokenizer's chat template when it has one."""
+def record_format(cfg: dict[str, Any]) -> str:
+    """A run config's data format (configs written before ``data.format`` existed are ``instruction``)."""
+    return str(cfg.get("data", {}).get("format") or "instruction")
+
+
+def bos_prefix(tokenizer: Any) -> str:
+    """The BOS token where the tokenizer puts one before plain text (Llama 3 does, SmolLM2 does not)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or not callable(tokenizer):
+        return ""
+    try:
+        ids = tokenizer("a")["input_ids"]
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot say: no prefix
+        return ""
+    return bos if ids and ids[0] == getattr(tokenizer, "bos_token_id", None) else ""
+
+
+def render_prompt(tokenizer: Any, record: dict[str, Any], data_format: str = "instruction") -> str:
+    """The prompt text: the chat template's user turn (``instruction``) or the bare opening words (``raw_text``)."""
+    if data_format == "raw_text":
+        return bos_prefix(tokenizer) + str(record.get("input", "")).strip()
     messages = messages_for(record)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -36,9 +61,11 @@ def render_prompt(tokenizer: Any, record: dict[str, Any]) -> str:
     return f"{messages[0]['content']}\n\n"
 
 
-def completion_text(tokenizer: Any, record: dict[str, Any]) -> str:
-    """What the model learns to write: the author's continuation, then end-of-turn."""
-    return str(record.get("output", "")).strip() + (tokenizer.eos_token or "")
+def completion_text(tokenizer: Any, record: dict[str, Any], data_format: str = "instruction") -> str:
+    """What the model learns to write: the author's continuation, then end-of-turn (end of text)."""
+    text = str(record.get("output", "")).strip() + (tokenizer.eos_token or "")
+    # raw_text: the continuation carries on the opening's sentence, after a space.
+    return " " + text if data_format == "raw_text" and str(record.get("input", "")).strip() else text
 
 
 @dataclass
@@ -49,17 +76,19 @@ class TokenizedSplit:
     longest: int  # tokens in the longest record before truncation
 
 
-def tokenize_records(tokenizer: Any, records: Iterable[dict[str, Any]], max_seq_length: int) -> TokenizedSplit:
+def tokenize_records(tokenizer: Any, records: Iterable[dict[str, Any]], max_seq_length: int,
+                     data_format: str = "instruction") -> TokenizedSplit:
     """Token ids and a completion mask (1 = trained on) per record.
 
-    Special tokens come from the chat template only (``add_special_tokens=False``),
-    so no BOS is doubled.
+    Special tokens come from the chat template (or ``bos_prefix``) only
+    (``add_special_tokens=False``), so no BOS is doubled. In ``raw_text`` every
+    token is trained on, the opening words too.
     """
     rows = []
     truncated = unusable = longest = 0
     for record in records:
-        prompt_ids = tokenizer(render_prompt(tokenizer, record), add_special_tokens=False)["input_ids"]
-        completion_ids = tokenizer(completion_text(tokenizer, record), add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(render_prompt(tokenizer, record, data_format), add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completion_text(tokenizer, record, data_format), add_special_tokens=False)["input_ids"]
         total = len(prompt_ids) + len(completion_ids)
         longest = max(longest, total)
         if len(prompt_ids) >= max_seq_length:
@@ -68,13 +97,33 @@ def tokenize_records(tokenizer: Any, records: Iterable[dict[str, Any]], max_seq_
         if total > max_seq_length:
             truncated += 1
             completion_ids = completion_ids[: max_seq_length - len(prompt_ids)]
+        trained_prompt = 1 if data_format == "raw_text" else 0
         rows.append(
             {
                 "input_ids": prompt_ids + completion_ids,
-                "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids),
+                "completion_mask": [trained_prompt] * len(prompt_ids) + [1] * len(completion_ids),
             }
         )
     return TokenizedSplit(rows, truncated, unusable, longest)
+
+
+def pack_rows(rows: list[dict[str, list[int]]], max_seq_length: int) -> list[dict[str, list[int]]]:
+    """Rows joined end to end (each ends with its end-of-text token) and cut into ``max_seq_length`` blocks.
+
+    Every block but the last is full, so a batch carries no padding, and a
+    record longer than ``max_seq_length`` is carried on in the next block
+    instead of being cut off. Tokens and masks are kept exactly: the blocks
+    hold the same tokens, in order, as the rows.
+    """
+    ids: list[int] = []
+    mask: list[int] = []
+    for row in rows:
+        ids += row["input_ids"]
+        mask += row["completion_mask"]
+    return [
+        {"input_ids": ids[start : start + max_seq_length], "completion_mask": mask[start : start + max_seq_length]}
+        for start in range(0, len(ids), max_seq_length)
+    ]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -274,3 +274,44 @@ def test_a_full_disk_while_saving_the_adapter_fails_clearly_and_leaves_no_adapte
         assert run.latest_checkpoint() is not None  # the work is kept: resume can save it again
     finally:
         subprocess.run(["umount", str(partial)], check=False)
+
+
+def test_packed_raw_text_counts_every_real_token_once_and_no_padding(workspace, tiny_model):
+    # One epoch over packed 256-token blocks (the last one short, so its batch is padded):
+    # tokens_seen must be exactly the corpus's real tokens, padding left out.
+    config_path = write_config(workspace, tiny_model, max_steps=-1, num_train_epochs=1.0, packing=True,
+                               per_device_train_batch_size=3, save_steps=1000, sample_steps=-1)
+    from stylelora_tui import config as config_mod
+
+    cfg = config_mod.load(config_path, check_paths=False)
+    cfg["data"]["format"] = "raw_text"
+    config_mod.save(config_path, cfg)
+    result = train_cli(workspace, str(config_path))
+    run = only_run(workspace)
+    assert result.returncode == 0, result.stderr + run.log_path.read_text()
+    events = read_events(run.events_path)
+    start, summary = events[0], next(e for e in events if e["type"] == "summary")
+    assert start["data_format"] == "raw_text" and start["packing"] is True
+    assert start["train_sequences"] == -(-start["train_tokens"] // 256) < start["train_records"]
+    assert summary["tokens_seen"] == start["train_tokens"]
+    assert start["total_steps"] == -(-start["train_sequences"] // 3)
+
+    from transformers import AutoTokenizer
+
+    from stylelora_tui.prompting import read_jsonl, tokenize_records
+
+    tokenizer = AutoTokenizer.from_pretrained(run.adapter_dir)
+    rows = tokenize_records(tokenizer, read_jsonl(workspace / "corpus" / "train.jsonl"), 1 << 30, "raw_text").rows
+    assert start["train_tokens"] == sum(len(r["input_ids"]) for r in rows)
+
+
+def test_a_time_budget_ends_the_run_completed_with_its_adapter(workspace, tiny_model):
+    config_path = write_config(workspace, tiny_model, max_steps=500, max_minutes=0.0001, save_steps=1000)
+    result = train_cli(workspace, str(config_path))
+    run = only_run(workspace)
+    assert result.returncode == 0, result.stderr + run.log_path.read_text()
+    events = read_events(run.events_path)
+    budget = [e for e in events if e["type"] == "budget"]
+    assert len(budget) == 1 and budget[0]["step"] < 500
+    assert events[-1]["state"] == "completed" and run.status()["step"] == budget[0]["step"]
+    assert (run.adapter_dir / "adapter_model.safetensors").exists()

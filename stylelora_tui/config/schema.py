@@ -64,6 +64,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "learning_rate": Field("float", 2.0e-4, "peak learning rate", exclusive_minimum=0.0, maximum=1.0),
         "num_train_epochs": Field("float", 2.0, "passes over the training split", exclusive_minimum=0.0),
         "max_steps": Field("int", -1, "stop after this many optimizer steps (-1: use num_train_epochs)", minimum=-1),
+        "max_minutes": Field(
+            "float", 0.0, "stop after this many minutes of training steps, then save the adapter (0: no limit)", minimum=0.0
+        ),
         "logging_steps": Field("int", 1, "log the loss every N steps", exclusive_minimum=0),
         "save_steps": Field("int", 50, "checkpoint every N steps", exclusive_minimum=0),
         "eval_steps": Field("int", 0, "evaluate on the held-out split every N steps (0: at each checkpoint)", minimum=0),
@@ -79,9 +82,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
             "choice", "auto", "optimizer (auto: adamw_8bit on CUDA, adamw_torch elsewhere)",
             choices=("auto", "adamw_8bit", "paged_adamw_8bit", "adamw_torch", "adamw_torch_fused", "sgd", "adafactor"),
         ),
-        "gradient_checkpointing": Field("bool", True, "recompute activations in the backward pass to save memory"),
-        "bf16": Field("bool_or_auto", "auto", "bfloat16 compute (auto: wherever the hardware supports it)"),
-        "packing": Field("bool", False, "pack several short records into one sequence"),
+        "gradient_checkpointing": Field(
+            "bool_or_auto", "auto",
+            "recompute activations in the backward pass to save memory (auto: only when the estimate does not fit)",
+        ),
+        "bf16": Field(
+            "bool_or_auto", "auto",
+            "bfloat16 base weights and autocast (auto: wherever the GPU or CPU supports it; false: float32/float16)",
+        ),
+        "packing": Field("bool", False, "join records and cut them into max_seq_length blocks: no padding, nothing cut off"),
         "seed": Field("int", 3407, "random seed (the lab's)", minimum=0),
         "sample_steps": Field(
             "int", 0, "write a sample continuation of a held-out prompt every N steps (0: at each checkpoint, -1: never)",
@@ -91,6 +100,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "data": {
         "corpus": Field("str", "corpus", "folder written by `stylelora-tui prepare` (relative to the workspace)", nonempty=True),
+        "format": Field(
+            "choice", "instruction",
+            "instruction: the lab's chat records, loss on the continuation; raw_text: plain passages, loss on every token",
+            choices=("instruction", "raw_text"),
+        ),
     },
 }
 

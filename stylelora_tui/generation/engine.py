@@ -16,7 +16,7 @@ from typing import Any, Callable
 from stylelora_tui.generation.protocol import BASE, GenerationError, sampling_from
 from stylelora_tui.generation.run_adapters import RunAdapter
 from stylelora_tui.generation.sampling import BatchStreamer, SeededSampler, until_end
-from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, render_prompt, tokenize_records
+from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, record_format, render_prompt, tokenize_records
 from stylelora_tui.training.backends import device_description, four_bit_config
 
 
@@ -34,6 +34,11 @@ class Engine:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def data_format(self) -> str:
+        """How prompts are written for every variant: the runs' ``data.format`` (base gets the same prompt)."""
+        return record_format(self.adapters[0].cfg)
+
+    @property
     def variants(self) -> list[str]:
         return [BASE] + [a.run.name for a in self.adapters]
 
@@ -48,6 +53,10 @@ class Engine:
             raise GenerationError(f"these runs have different base models ({', '.join(sorted(bases))}); compare runs of one base")
         if any(a.run.name == BASE for a in self.adapters):
             raise GenerationError('a run named "base" cannot be compared with the base model; rename its folder')
+        formats = {a.run.name: record_format(a.cfg) for a in self.adapters}
+        if len(set(formats.values())) > 1:
+            listed = ", ".join(f"{name} ({fmt})" for name, fmt in formats.items())
+            raise GenerationError(f"these runs were trained on different data formats: {listed}; compare runs of one format")
         self.warnings += [a.note for a in self.adapters if a.note]
         kwargs: dict[str, Any] = {}
         self.device = device_description()
@@ -132,7 +141,7 @@ class Engine:
         settings = sampling_from(request)
         n, seed, temperature = settings["n"], settings["seed"], settings["temperature"]
         top_p, max_new_tokens = settings["top_p"], settings["max_new_tokens"]
-        prompt = render_prompt(self.tokenizer, self.record_for(request))
+        prompt = render_prompt(self.tokenizer, self.record_for(request), self.data_format)
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.model.device)
         prompt_len = inputs["input_ids"].shape[1]
 
@@ -179,7 +188,8 @@ class Engine:
             records = read_jsonl(path)
         if request.get("limit"):
             records = records[: int(request["limit"])]
-        rows = tokenize_records(self.tokenizer, records, int(self.adapters[0].cfg["model"]["max_seq_length"])).rows
+        max_len = int(self.adapters[0].cfg["model"]["max_seq_length"])
+        rows = tokenize_records(self.tokenizer, records, max_len, self.data_format).rows
         if not rows:
             raise GenerationError("no held-out record to score")
         for name in variants:

@@ -28,7 +28,8 @@ stdout (nothing else is ever written there: library chatter goes to stderr).
   (for "base": the base model without the adapter).
 - ``EvalLossRequest``: ``{"id", "op": "eval_loss", "variants", "limit"?,
   "records"?}``: held-out loss on the run's eval.jsonl (or the given records),
-  completion tokens only, as in training; one ``EvalLossLine`` per variant.
+  on the tokens training learns from (the continuation; every token for a
+  ``raw_text`` run); one ``EvalLossLine`` per variant.
   The loss is the token-weighted mean NLL.
 - ``{"op": "cancel", "id"}``: stops that request (now, or when it is reached).
 - ``{"op": "shutdown"}``: cancel everything and exit 0. At the end of stdin the

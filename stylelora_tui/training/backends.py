@@ -70,20 +70,71 @@ def four_bit_config(compute_dtype: Any) -> Any:
     )
 
 
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def device_and_dtype(bf16_setting: Any) -> tuple[str, bool, bool]:
-    """(device, bf16, fp16) following ``train.bf16`` (auto = where supported)."""
+    """(device, bf16, fp16) following ``train.bf16`` (auto = where supported), on a GPU and on a CPU alike.
+
+    bf16 means what runs: the base weights are loaded in bfloat16 (both
+    backends), the adapter weights stay float32, and the Trainer computes
+    under bfloat16 autocast. On a CPU, "auto" is bf16 where the CPU has native
+    bfloat16 (measured: docs/benchmarks.md); false is float32 throughout.
+    """
     import torch
 
     if torch.cuda.is_available():
         supported = torch.cuda.is_bf16_supported()
-        bf16 = supported if bf16_setting == "auto" else bool(bf16_setting)
-        if bf16 and not supported:
-            raise ValueError("train.bf16 is true but this GPU does not support bfloat16; set it to auto or false")
-        return device_description(), bf16, not bf16
-    # On the CPU, mixed precision through autocast rarely pays off in Trainer
-    # (and Unsloth's CPU path reports bf16 unsupported): train in float32 unless asked.
-    bf16 = bf16_setting is True
-    return cpu_description(), bf16, False
+        where = "this GPU"
+        device = device_description()
+    else:
+        supported = cpu_bf16_supported()
+        where = "this CPU (no AVX512-BF16 or AMX)"
+        device = cpu_description()
+    bf16 = supported if bf16_setting == "auto" else bool(bf16_setting)
+    if bf16 and not supported:
+        raise ValueError(f"train.bf16 is true but {where} does not support bfloat16; set it to auto or false")
+    fp16 = not bf16 and torch.cuda.is_available()
+    return device, bf16, fp16
+
+
+def checkpointing_decision(setting: Any, estimate_bytes: int | None, available_bytes: int | None) -> tuple[bool, str]:
+    """(gradient checkpointing on?, why), for ``train.gradient_checkpointing`` true, false or auto.
+
+    auto turns it on only when the memory estimate without it does not fit in
+    80% of the device's memory (a GPU's, or the RAM available on a CPU):
+    recomputing every layer's activations costs about a third of each step.
+    """
+    if setting is not None and setting != "auto":
+        return bool(setting), "set in the config"
+    if estimate_bytes is None or not available_bytes:
+        return True, "auto: no memory estimate for this model, so on (the safe side)"
+    gib = 2**30
+    figures = f"{estimate_bytes / gib:.1f} GiB estimated without it, {available_bytes / gib:.1f} GiB available"
+    if estimate_bytes <= 0.8 * available_bytes:
+        return False, f"auto: off ({figures})"
+    return True, f"auto: on ({figures})"
+
+
+def available_memory() -> int | None:
+    """Bytes the trainer may use: the GPU's total memory, or the RAM available now on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
+        return None
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -99,8 +150,11 @@ def count_parameters(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bool) -> Loaded:
-    model_cfg, train = cfg["model"], cfg["train"]
+def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bool, checkpointing: bool) -> Loaded:
+    import torch
+
+    model_cfg = cfg["model"]
+    weights_dtype = torch.bfloat16 if bf16 else (torch.float16 if torch.cuda.is_available() else torch.float32)
     # The config's lora section uses LoraConfig's own names, for both backends.
     lora = dict(cfg["lora"], target_modules=list(cfg["lora"]["target_modules"]), bias="none")
     if backend == "unsloth":
@@ -110,16 +164,15 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
             model_name=model_path,
             max_seq_length=model_cfg["max_seq_length"],
             load_in_4bit=model_cfg["load_in_4bit"],
-            dtype=None,
+            dtype=weights_dtype,  # explicit: left to Unsloth (None), a CPU got bf16 whatever train.bf16 said
         )
         model = FastLanguageModel.get_peft_model(
             model,
             **lora,
-            use_gradient_checkpointing="unsloth" if train["gradient_checkpointing"] else False,
-            random_state=train["seed"],
+            use_gradient_checkpointing="unsloth" if checkpointing else False,
+            random_state=cfg["train"]["seed"],
         )
     else:
-        import torch
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -132,10 +185,8 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs)
         if model_cfg["load_in_4bit"]:
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=train["gradient_checkpointing"]
-            )
-        elif train["gradient_checkpointing"]:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
+        elif checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
         model = get_peft_model(model, LoraConfig(**lora, task_type="CAUSAL_LM"))
@@ -151,7 +202,8 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
     return Loaded(model, tokenizer, backend, dtype_name, trainable, total)
 
 
-def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16: bool, fp16: bool, has_eval: bool, backend: str) -> Any:
+def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16: bool, fp16: bool, has_eval: bool, backend: str,
+                       checkpointing: bool) -> Any:
     """SFTConfig (Unsloth) or TrainingArguments (plain PEFT) from the config's train section."""
     import torch
 
@@ -196,10 +248,10 @@ def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16:
             **common,
             max_length=cfg["model"]["max_seq_length"],
             completion_only_loss=True,
-            packing=train["packing"],
+            packing=False,  # rows come packed already where train.packing asks (prompting.pack_rows)
             # As in the lab notebook (TRL's default); Unsloth's get_peft_model has
             # already installed its own offloaded checkpointing behind this flag.
-            gradient_checkpointing=cfg["train"]["gradient_checkpointing"],
+            gradient_checkpointing=checkpointing,
             dataset_num_proc=1,
         )
     from transformers import TrainingArguments

@@ -50,8 +50,9 @@ class LiveSampler:
 
     def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int, *, seed: int,
                  temperature: float = SAMPLING_DEFAULTS["temperature"], top_p: float = SAMPLING_DEFAULTS["top_p"],
-                 author_texts: list[str] | None = None):
+                 author_texts: list[str] | None = None, data_format: str = "instruction"):
         self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
+        self.data_format = data_format
         self.seed, self.temperature, self.top_p = seed, temperature, top_p
         self.author_texts = author_texts or []  # the held-out passages the sample is scored against
 
@@ -66,7 +67,7 @@ class LiveSampler:
 
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         started = time.perf_counter()
-        inputs = tokenizer(render_prompt(tokenizer, self.record), add_special_tokens=False, return_tensors="pt")
+        inputs = tokenizer(render_prompt(tokenizer, self.record, self.data_format), add_special_tokens=False, return_tensors="pt")
         inputs = {key: value.to(model.device) for key, value in inputs.items()}
         processors = [SeededSampler([self.seed], self.temperature, self.top_p, model.device)] if self.temperature > 0 else []
         was_training = model.training
@@ -137,6 +138,7 @@ def make_callback(
     from transformers import TrainerCallback
 
     sample_every = cfg["train"]["sample_steps"] or cfg["train"]["save_steps"]
+    budget_seconds = float(cfg["train"].get("max_minutes") or 0) * 60
 
     class EventsCallback(TrainerCallback):
         """Turns the Trainer's hooks into events; times only the optimizer steps.
@@ -150,6 +152,7 @@ def make_callback(
             self.train_seconds = 0.0
             self.tokens_at_last_log: int | None = None
             self.seconds_at_last_log = 0.0
+            self.budget_reached = False
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.tokens_at_last_log = int(state.num_input_tokens_seen or 0)
@@ -167,7 +170,11 @@ def make_callback(
                 control.should_save = True
                 control.should_training_stop = True
                 return
-            due = state.global_step % sample_every == 0 or state.global_step == state.max_steps
+            if budget_seconds and self.train_seconds >= budget_seconds and not self.budget_reached:
+                # The run ends as completed: the adapter is saved as at the last step.
+                self.budget_reached = control.should_training_stop = True
+                writer.write("budget", step=state.global_step, max_minutes=budget_seconds / 60)
+            due = state.global_step % sample_every == 0 or state.global_step == state.max_steps or self.budget_reached
             if cfg["train"]["sample_steps"] >= 0 and due:
                 sample = sampler.sample()
                 if sample:

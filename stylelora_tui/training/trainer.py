@@ -103,7 +103,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         raise TrainingFailure("; ".join(str(p) for p in problems), "config")
 
     from stylelora_tui.training import backends
-    from stylelora_tui.prompting import read_jsonl, tokenize_records
+    from stylelora_tui.prompting import pack_rows, read_jsonl, tokenize_records
 
     backend, backend_note = backends.choose_backend(cfg["model"]["backend"])
     backends.import_backend(backend)  # Unsloth before transformers/trl/peft
@@ -123,8 +123,11 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         raise TrainingFailure(str(exc), "model") from None
     if stop.requested:
         return "stopped"
+    checkpointing, checkpointing_note = backends.checkpointing_decision(
+        cfg["train"]["gradient_checkpointing"], memory_without_checkpointing(cfg, model_path), backends.available_memory()
+    )
     try:
-        loaded = backends.load(model_path, cfg, backend, bf16)
+        loaded = backends.load(model_path, cfg, backend, bf16, checkpointing)
     except (OSError, ValueError) as exc:
         failure = model_load_failure(cfg["model"]["name"], exc)
         if failure:
@@ -134,10 +137,14 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         return "stopped"
 
     max_len = cfg["model"]["max_seq_length"]
+    data_format, packing = cfg["data"]["format"], cfg["train"]["packing"]
     context = getattr(loaded.model.config, "max_position_embeddings", None)
-    train_split = tokenize_records(loaded.tokenizer, read_jsonl(corpus / "train.jsonl"), max_len)
+    # Packed records are joined, then cut into max_seq_length blocks: none is cut short.
+    train_split = tokenize_records(
+        loaded.tokenizer, read_jsonl(corpus / "train.jsonl"), 1 << 30 if packing else max_len, data_format
+    )
     eval_path = corpus / "eval.jsonl"
-    eval_split = tokenize_records(loaded.tokenizer, read_jsonl(eval_path), max_len) if eval_path.exists() else None
+    eval_split = tokenize_records(loaded.tokenizer, read_jsonl(eval_path), max_len, data_format) if eval_path.exists() else None
     if not train_split.rows:
         raise TrainingFailure(
             f"no training record fits model.max_seq_length={max_len}: every prompt alone is that long or longer "
@@ -161,8 +168,10 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
             ),
         )
 
+    train_rows = pack_rows(train_split.rows, max_len) if packing else train_split.rows
     args = backends.training_arguments(
-        cfg, str(run.checkpoints_dir), bf16=bf16, fp16=fp16, has_eval=bool(eval_split and eval_split.rows), backend=backend
+        cfg, str(run.checkpoints_dir), bf16=bf16, fp16=fp16, has_eval=bool(eval_split and eval_split.rows), backend=backend,
+        checkpointing=checkpointing,
     )
     ratio = loaded.trainable / loaded.total if loaded.total else None
     start_fields = dict(
@@ -176,6 +185,12 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         total_params=loaded.total,
         trainable_ratio=ratio,
         train_records=len(train_split.rows),
+        train_sequences=len(train_rows),
+        train_tokens=sum(len(row["input_ids"]) for row in train_rows),
+        data_format=data_format,
+        packing=bool(packing),
+        gradient_checkpointing=checkpointing,
+        gradient_checkpointing_note=checkpointing_note,
         eval_records=len(eval_split.rows) if eval_split else 0,
         max_seq_length=max_len,
         effective_batch=cfg["train"]["per_device_train_batch_size"] * cfg["train"]["gradient_accumulation_steps"],
@@ -186,11 +201,9 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     held_out = read_jsonl(eval_path) if eval_path.exists() else []
     sample_record = (held_out or read_jsonl(corpus / "train.jsonl"))[0]
     sampler = LiveSampler(loaded, sample_record, cfg["train"]["sample_max_new_tokens"], seed=cfg["train"]["seed"],
-                          author_texts=[r["output"] for r in held_out if r is not sample_record])
+                          author_texts=[r["output"] for r in held_out if r is not sample_record], data_format=data_format)
     callback = make_callback(run, writer, stop, start_fields, sampler, cfg)
-    trainer = backends.build_trainer(
-        loaded, args, train_split.rows, eval_split.rows if eval_split else [], [callback]
-    )
+    trainer = backends.build_trainer(loaded, args, train_rows, eval_split.rows if eval_split else [], [callback])
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics = output.metrics or {}
     writer.write(
@@ -205,6 +218,20 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     save_adapter(run, loaded, cfg, model_path)
     writer.write("adapter", path=str(run.adapter_dir), durable=True)
     return "completed"
+
+
+def memory_without_checkpointing(cfg: dict[str, Any], model_path: str) -> int | None:
+    """The memory estimate of this run with gradient checkpointing off (None: model shape unknown)."""
+    from stylelora_tui.training.estimate import estimate_for_config
+
+    probe = {section: dict(values) for section, values in cfg.items()}
+    probe["train"]["gradient_checkpointing"] = False
+    probe["model"]["name"] = model_path  # the resolved folder: its config.json gives the shape
+    try:
+        estimate = estimate_for_config(probe)
+    except (OSError, ValueError):
+        return None
+    return estimate.memory.total if estimate else None
 
 
 def save_adapter(run: Run, loaded: Any, cfg: dict[str, Any], model_path: str) -> None:
