@@ -35,7 +35,7 @@ def test_sampling_defaults_are_defined_once() -> None:
     add_arguments(parser, "compare")
     args = parser.parse_args(["some-run"])
     cli = {"n": args.samples, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
-           "max_new_tokens": args.max_new_tokens}
+           "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty}
     assert cli == SAMPLING_DEFAULTS  # the CLI said 150 new tokens where the app said 200
     assert CompareSession([]).settings == SAMPLING_DEFAULTS  # the app's Compare section
     assert sampling_from({}) == SAMPLING_DEFAULTS  # the generation process
@@ -126,7 +126,8 @@ def test_a_script_builds_the_compare_the_cli_builds(run, tmp_path) -> None:
     assert got["textual"] == []  # the app's compare code, without the app
     result = got["result"]
     assert result["variants"] == ["base", run.name] and len(result["prompts"]) == 2
-    assert result["settings"] == {"samples": 2, "seed": 3, "temperature": 0.0, "top_p": 0.9, "max_new_tokens": 8}
+    assert result["settings"] == {"samples": 2, "seed": 3, "temperature": 0.0, "top_p": 0.9, "max_new_tokens": 8,
+                                  "repetition_penalty": SAMPLING_DEFAULTS["repetition_penalty"]}
     assert [s["seed"] for s in result["prompts"][0]["samples"][run.name]] == [3, 4]
     assert result["eval_loss"][run.name]["eval_loss"] < result["eval_loss"]["base"]["eval_loss"]
     assert result["style"]["reading"] and [row[0] for row in got["rows"]] == ["author", "base", run.name]

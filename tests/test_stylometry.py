@@ -104,3 +104,12 @@ def test_style_report_with_several_runs_names_the_closest():
 def test_style_report_without_text_says_so():
     report = sty.style_report(["You wind the lamp."] * 3, [""], [""])
     assert report["improvement_pct"] is None and "not enough text" in report["reading"]
+
+
+def test_a_sample_that_repeats_a_phrase_loops_and_prose_does_not():
+    from stylelora_tui.compare.stylometry import loop_share, loops
+
+    prose = "You climb the stair. The lamp waits at the top, small and plain. Outside the gulls argue over nothing."
+    looping = "I said no. " + "Not here, sir, not here. " * 3
+    assert not loops(prose) and loops(looping)
+    assert loop_share([prose, looping, prose, looping]) == 0.5 and loop_share([]) is None

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULTS["max_new_tokens"], help="longest sample in tokens (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="0 for greedy (default: %(default)s)")
     parser.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help="nucleus sampling threshold (default: %(default)s)")
+    parser.add_argument("--repetition-penalty", type=float, default=DEFAULTS["repetition_penalty"],
+                        help="penalty on tokens already written, 1 for none (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from stylelora_tui.compare.publish import save_compare_json, write_page
 
     settings = {"n": args.samples, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
-                "max_new_tokens": args.max_new_tokens}
+                "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty}
     try:
         the_run = Workspace.named(args.workspace).find_run(args.run)
         result = compare(the_run, prompts=args.prompts, settings=settings,

@@ -57,8 +57,9 @@ class Opened(NamedTuple):
 
 
 def _describe(settings: dict[str, Any]) -> str:
+    penalty = settings.get("repetition_penalty", 1.0)
     return (f"T {settings['temperature']}, top-p {settings['top_p']}, max {settings['max_new_tokens']}, "
-            f"n {settings['n']}, seed {settings['seed']}")
+            f"n {settings['n']}, seed {settings['seed']}" + (f", repetition penalty {penalty}" if penalty != 1.0 else ""))
 
 
 def _adapter_time(run: Run) -> float:

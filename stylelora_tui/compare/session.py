@@ -29,6 +29,7 @@ STYLE_WAITING = "Style scores appear when the samples are done."
 SETTING_FIELDS = (
     ("temperature", "Temperature (0 is greedy)", float),
     ("top_p", "Top-p (0 < p <= 1)", float),
+    ("repetition_penalty", "Repetition penalty (1 = none, up to 2)", float),
     ("max_new_tokens", "Max new tokens", int),
     ("n", "Samples per side (n, 1-100)", int),
     ("seed", "Seed of sample 1 (sample i uses seed + i - 1)", int),
@@ -132,7 +133,10 @@ class SavedResultError(ValueError):
 def settings_of(result: dict[str, Any]) -> dict[str, Any]:
     """The sampling settings a compare result was made with, as the session names them; raises KeyError."""
     saved = result["settings"]
-    return {key: type(default)(saved[SAVED_NAMES.get(key, key)]) for key, default in SAMPLING_DEFAULTS.items()}
+    # A setting added since the file was written (repetition_penalty) had its neutral default then.
+    older = {"repetition_penalty": 1.0}
+    return {key: type(default)(saved[SAVED_NAMES.get(key, key)] if key not in older else saved.get(key, older[key]))
+            for key, default in SAMPLING_DEFAULTS.items()}
 
 
 def saved_item(prompt: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:

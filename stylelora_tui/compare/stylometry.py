@@ -79,6 +79,22 @@ def vocabulary_richness(texts: Iterable[str]) -> float | None:
     return sum(count * value for count, value in scored if value is not None) / total if total else None
 
 
+#: A sample "loops" when some LOOP_WORDS-word sequence comes back LOOP_TIMES times or more.
+LOOP_WORDS, LOOP_TIMES = 5, 3
+
+
+def loops(text: str) -> bool:
+    """Whether a text repeats itself ("Not here, sir." twelve times): degeneration, not style."""
+    tokens = words(text)
+    counts = Counter(tuple(tokens[i : i + LOOP_WORDS]) for i in range(len(tokens) - LOOP_WORDS + 1))
+    return bool(counts) and max(counts.values()) >= LOOP_TIMES
+
+
+def loop_share(texts: Sequence[str]) -> float | None:
+    """The share of texts that loop (None for no text)."""
+    return sum(loops(text) for text in texts) / len(texts) if texts else None
+
+
 def feature_words(author_texts: Iterable[str], top_n: int = DEFAULT_TOP_N) -> list[str]:
     """The author's ``top_n`` most frequent words (ties broken alphabetically, so stable)."""
     counts = Counter(word for text in author_texts for word in words(text))
@@ -148,6 +164,7 @@ def style_scores(author_texts: Sequence[str], variants: Mapping[str, Sequence[st
             "mattr_gap": None if richness is None or author["mattr"] is None else abs(richness - author["mattr"]),
             "words": sum(len(words(text)) for text in texts),
             "texts": len(texts),
+            "loop_share": loop_share(texts),
         }
     return {
         "method": f"Burrows's Delta over the author's {len(vocabulary)} most frequent words (lower is closer); "

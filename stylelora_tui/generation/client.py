@@ -111,9 +111,10 @@ class GenerationClient:
 
     def generate(self, *, prompt: str | None = None, record: dict[str, Any] | None = None, variants: list[str] | None = None,
                  n: int = _D["n"], seed: int = _D["seed"], temperature: float = _D["temperature"], top_p: float = _D["top_p"],
-                 max_new_tokens: int = _D["max_new_tokens"]) -> str:
+                 max_new_tokens: int = _D["max_new_tokens"], repetition_penalty: float = _D["repetition_penalty"]) -> str:
         return self.request("generate", prompt=prompt, record=record, variants=variants, n=n, seed=seed,
-                            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+                            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                            repetition_penalty=repetition_penalty)
 
     def eval_loss(self, *, variants: list[str] | None = None, limit: int | None = None, records: list[dict] | None = None) -> str:
         return self.request("eval_loss", variants=variants, limit=limit, records=records)

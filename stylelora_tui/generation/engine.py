@@ -164,6 +164,7 @@ class Engine:
             with self.variant(name), torch.no_grad():
                 output = self.model.generate(
                     **batch, max_new_tokens=max_new_tokens, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+                    repetition_penalty=settings["repetition_penalty"],
                     do_sample=False, logits_processor=LogitsProcessorList(processors), streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([Cancel()]),
                 )

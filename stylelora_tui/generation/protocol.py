@@ -12,7 +12,7 @@ stdout (nothing else is ever written there: library chatter goes to stderr).
   "pad_token_id", "warnings"}``); a load failure is instead
   ``{"error": "...", "fatal": true}`` and exit 1.
 - ``GenerateRequest``: ``{"id", "op": "generate", "prompt": TEXT | "record":
-  {...}, "variants", "n", "seed", "temperature", "top_p", "max_new_tokens"}``.
+  {...}, "variants", "n", "seed", "temperature", "top_p", "max_new_tokens", "repetition_penalty"}``.
   ``record`` is a corpus record (instruction + input); a typed ``prompt``
   becomes the input of a record with the training data's instruction. The
   prompt is rendered by ``prompting.render_prompt``, the same chat template as
@@ -48,9 +48,13 @@ BASE = "base"  # the variant without any adapter (the same weights, adapters dis
 #: One place for the sampling defaults. 200 new tokens: a held-out continuation
 #: is up to 200 words (``prepare``'s output_words), so shorter samples would cut
 #: the comparison short of the author's own length.
-SAMPLING_DEFAULTS: dict[str, Any] = {"n": 5, "seed": 0, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 200}
+#: repetition_penalty: transformers' (CTRL's) penalty on tokens already in the
+#: text, 1.0 = none; the default is chosen by measurement (docs/benchmarks.md).
+SAMPLING_DEFAULTS: dict[str, Any] = {
+    "n": 5, "seed": 0, "temperature": 0.7, "top_p": 0.9, "max_new_tokens": 200, "repetition_penalty": 1.0,
+}
 SAMPLING_KEYS = tuple(SAMPLING_DEFAULTS)
-SAMPLING_LIMITS = "need 1 <= n <= 100, max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1"
+SAMPLING_LIMITS = "need 1 <= n <= 100, max_new_tokens >= 1, temperature >= 0, 0 < top_p <= 1 and 1 <= repetition_penalty <= 2"
 
 
 class GenerationError(RuntimeError):
@@ -71,7 +75,8 @@ def sampling_from(fields: dict[str, Any]) -> dict[str, Any]:
 def sampling_problem(settings: dict[str, Any]) -> str:
     """What is wrong with these settings (empty when nothing)."""
     s = settings
-    if not 1 <= s["n"] <= 100 or s["max_new_tokens"] < 1 or s["temperature"] < 0 or not 0 < s["top_p"] <= 1:
+    if (not 1 <= s["n"] <= 100 or s["max_new_tokens"] < 1 or s["temperature"] < 0 or not 0 < s["top_p"] <= 1
+            or not 1 <= s["repetition_penalty"] <= 2):
         return SAMPLING_LIMITS
     return ""
 

@@ -50,9 +50,10 @@ class LiveSampler:
 
     def __init__(self, loaded: Any, record: dict[str, Any] | None, max_new_tokens: int, *, seed: int,
                  temperature: float = SAMPLING_DEFAULTS["temperature"], top_p: float = SAMPLING_DEFAULTS["top_p"],
-                 author_texts: list[str] | None = None, data_format: str = "instruction"):
+                 author_texts: list[str] | None = None, data_format: str = "instruction",
+                 repetition_penalty: float = SAMPLING_DEFAULTS["repetition_penalty"]):
         self.loaded, self.record, self.max_new_tokens = loaded, record, max_new_tokens
-        self.data_format = data_format
+        self.data_format, self.repetition_penalty = data_format, repetition_penalty
         self.seed, self.temperature, self.top_p = seed, temperature, top_p
         self.author_texts = author_texts or []  # the held-out passages the sample is scored against
 
@@ -77,6 +78,7 @@ class LiveSampler:
                 output = model.generate(
                     **inputs,
                     max_new_tokens=self.max_new_tokens,
+                    repetition_penalty=self.repetition_penalty,
                     do_sample=False,  # greedy over the seeded sampler's noise: a seeded draw
                     logits_processor=LogitsProcessorList(processors),
                     eos_token_id=tokenizer.eos_token_id,
@@ -96,6 +98,7 @@ class LiveSampler:
             "seed": self.seed,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
             **self.style_distances(text, reference),
             "seconds": round(time.perf_counter() - started, 3),
         }
@@ -131,6 +134,26 @@ def injected_fault(step: int) -> None:
         )
 
 
+def heap_trimmer() -> Any:
+    """glibc's ``malloc_trim(0)``, or a no-op where there is none (macOS, musl).
+
+    A CPU trainer allocates activations of a new size for every batch; glibc
+    keeps freed heap pages mapped, so the resident size climbs step after step
+    although nothing is held (measured: docs/benchmarks.md). Trimming after
+    each step hands those pages back; it takes about a millisecond.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lambda: trim(0)
+
+
 def make_callback(
     run: Run, writer: EventWriter, stop: Any, start_fields: dict[str, Any], sampler: LiveSampler, cfg: dict[str, Any]
 ) -> Any:
@@ -139,6 +162,8 @@ def make_callback(
 
     sample_every = cfg["train"]["sample_steps"] or cfg["train"]["save_steps"]
     budget_seconds = float(cfg["train"].get("max_minutes") or 0) * 60
+    # A GPU run's activations live in CUDA's caching allocator, not the heap.
+    trim_heap = heap_trimmer() if os.environ.get("STYLELORA_MALLOC_TRIM", "1") != "0" else (lambda: None)
 
     class EventsCallback(TrainerCallback):
         """Turns the Trainer's hooks into events; times only the optimizer steps.
@@ -164,6 +189,7 @@ def make_callback(
             injected_fault(state.global_step + 1)
 
         def on_step_end(self, args, state, control, **kwargs):
+            trim_heap()  # part of the step's cost
             # Time first: sampling below must not count as training time.
             self.train_seconds += time.perf_counter() - self.step_started
             if stop.requested:
