@@ -31,13 +31,14 @@ def record(run):
     return read_jsonl(Path(run.config()["data"]["corpus"]) / "eval.jsonl")[0]
 
 
-def plain_generate(model_dir: Path, adapter_dir: Path, record: dict, *, adapter: bool, seed: int | None = None, **kwargs) -> str:
-    """What plain transformers (+ PEFT) makes of the same rendered prompt: the reproduction recipe."""
+def plain_generate(model_dir: Path, adapter_dir: Path, record: dict, *, adapter: bool, seed: int | None = None,
+                   dtype: str = "float32", **kwargs) -> str:
+    """What plain transformers (+ PEFT) makes of the same rendered prompt, in the same dtype: the reproduction recipe."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
     if adapter:
         from peft import PeftModel
 
@@ -55,7 +56,10 @@ def test_ready_line_names_the_variants_and_stop_tokens(client, run):
     from stylelora_tui.training.backends import device_description
 
     assert ready["device"] == device_description()  # described as the trainer describes it
-    assert ready["device"].startswith("cpu") and ready["dtype"] == "float32"
+    from stylelora_tui.training.backends import cpu_bf16_supported
+
+    # bfloat16 where the CPU has it natively, as training's "auto" (the test machines do).
+    assert ready["device"].startswith("cpu") and ready["dtype"] == ("bfloat16" if cpu_bf16_supported() else "float32")
     assert ready["pad_token_id"] not in ready["eos_token_ids"]
     assert ready["warnings"] == []
 
@@ -76,9 +80,9 @@ def test_greedy_streams_tokens_and_base_matches_plain_transformers(client, run, 
     assert any("token" in e for e in events[:first_done])
 
     base_text = samples["base"][0]["text"]
-    assert base_text == plain_generate(tiny_model, run.adapter_dir, record, adapter=False, do_sample=False, max_new_tokens=24)
+    assert base_text == plain_generate(tiny_model, run.adapter_dir, record, adapter=False, dtype=client.ready["dtype"], do_sample=False, max_new_tokens=24)
     adapted_text = samples[run.name][0]["text"]
-    assert adapted_text == plain_generate(tiny_model, run.adapter_dir, record, adapter=True, do_sample=False, max_new_tokens=24)
+    assert adapted_text == plain_generate(tiny_model, run.adapter_dir, record, adapter=True, dtype=client.ready["dtype"], do_sample=False, max_new_tokens=24)
     assert adapted_text != base_text
 
 
@@ -94,7 +98,7 @@ def test_every_sample_records_a_seed_that_reproduces_it(client, run, record, tin
     from stylelora_tui.generation.sampling import SeededSampler
 
     sampler = SeededSampler([42], settings["temperature"], settings["top_p"])
-    plain = plain_generate(tiny_model, run.adapter_dir, record, adapter=False, do_sample=False,
+    plain = plain_generate(tiny_model, run.adapter_dir, record, adapter=False, dtype=client.ready["dtype"], do_sample=False,
                            logits_processor=[sampler], max_new_tokens=settings["max_new_tokens"])
     assert plain == first["base"][2]["text"]
 
