@@ -105,3 +105,14 @@ def test_a_real_epoch_based_run_takes_the_planned_steps(workspace: Path, tiny_mo
     lines = lines[next(i for i, line in enumerate(lines) if line.startswith("training ")):]
     assert lines[0].startswith(f"training {tiny_model} with peft on cpu") and lines[0].endswith("24 records, 2 steps")
     assert [line for line in lines if "step 2/2" in line] and lines[-2:] == ["completed", f"adapter: {run.adapter_dir}"]
+
+
+def test_gradient_checkpointing_auto_turns_on_only_when_the_estimate_does_not_fit():
+    from stylelora_tui.training.backends import checkpointing_decision
+
+    gib = 2**30
+    assert checkpointing_decision("auto", 3 * gib, 24 * gib) == (False, "auto: 3.0 GiB estimated without it, 24.0 GiB available")
+    assert checkpointing_decision("auto", 20 * gib, 24 * gib)[0] is True  # over 80% of the device
+    assert checkpointing_decision("auto", None, 24 * gib)[0] is True  # unknown model: the safe side
+    assert checkpointing_decision(False, 99 * gib, 24 * gib) == (False, "set in the config")
+    assert checkpointing_decision(True, 1, 24 * gib) == (True, "set in the config")

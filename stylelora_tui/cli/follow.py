@@ -29,6 +29,11 @@ def describe_event(event: dict[str, Any]) -> str | None:
             f"training {event.get('model')} with {event.get('backend')} on {event.get('device')} ({event.get('dtype')}): "
             f"{event.get('trainable_params', 0):,} of {event.get('total_params', 0):,} parameters trainable "
             f"({ratio:.2%}), {event.get('train_records')} records, {event.get('total_steps')} steps"
+            + (f"\n  data {event['data_format']}" + (f", packed into {event.get('train_sequences')} sequences of "
+               f"{event.get('max_seq_length')} tokens" if event.get("packing") else "")
+               + f"; gradient checkpointing {'on' if event.get('gradient_checkpointing') else 'off'}"
+               + (f" ({event['gradient_checkpointing_note']})" if event.get("gradient_checkpointing_note") else "")
+               if event.get("data_format") else "")
         )
     if kind == "resume":
         return f"resuming from step {event.get('from_step')} ({event.get('checkpoint')})"

@@ -115,12 +115,10 @@ def checkpointing_decision(setting: Any, estimate_bytes: int | None, available_b
     if setting is not None and setting != "auto":
         return bool(setting), "set in the config"
     if estimate_bytes is None or not available_bytes:
-        return True, "auto: no memory estimate for this model, so on (the safe side)"
+        return True, "auto: no memory estimate for this model, so on to be safe"
     gib = 2**30
     figures = f"{estimate_bytes / gib:.1f} GiB estimated without it, {available_bytes / gib:.1f} GiB available"
-    if estimate_bytes <= 0.8 * available_bytes:
-        return False, f"auto: off ({figures})"
-    return True, f"auto: on ({figures})"
+    return estimate_bytes > 0.8 * available_bytes, f"auto: {figures}"
 
 
 def available_memory() -> int | None:
