@@ -28,7 +28,7 @@ def page_data(text: str = EVIL) -> dict:
                      "samples": {"base": [sample(0), sample(1)], "run-a": [sample(0), sample(1)]}}],
         "style": {"reading": "adapted is closer " + text, "method": "Burrows's Delta",
                   "author": {"mean_sentence_length": 9.0, "mattr": 0.7},
-                  "variants": {"base": {"delta": 1.4}, "run-a": {"delta": 0.9}}},
+                  "variants": {"base": {"delta": 1.4, "loop_share": 0.5}, "run-a": {"delta": 0.9, "loop_share": 0.0}}},
         "eval_loss": {"base": {"eval_loss": 2.5, "perplexity": 12.2}, "run-a": {"eval_loss": 1.9, "perplexity": 6.7}},
         "config": {"model": {"name": text}, "lora": {"r": 16}},
     }
@@ -52,6 +52,13 @@ def test_page_is_self_contained_and_responsive():
     assert "@media (max-width: 720px)" in page and "grid-template-columns: 1fr" in page
     assert '<meta name="viewport"' in page
     assert "<svg" in page and "<polyline" in page and "<circle" in page  # train line and eval dot
+
+
+def test_the_score_table_shows_the_share_of_samples_that_loop():
+    page = compare_html.render(page_data("The fog came in."), EVENTS)
+    assert "samples that loop" in page
+    assert "<th>base</th><td>1.400</td><td>n/a</td><td>n/a</td><td>50%</td>" in page
+    assert "<th>run-a</th><td>0.900</td><td>n/a</td><td>n/a</td><td>0%</td>" in page
 
 
 def test_loss_svg_without_events_says_so():

@@ -55,6 +55,10 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _percent(value: Any) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
 def _num(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -101,19 +105,20 @@ def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | No
     author = style.get("author", {})
     # The wrapper scrolls a wide table on a phone instead of widening the page.
     rows = ['<div class="scroll"><table><tr><th></th><th>Burrows\'s Delta to author</th><th>words / sentence</th><th>vocabulary (MATTR)</th>'
-            '<th>held-out loss</th><th>perplexity</th></tr>']
+            '<th>samples that loop</th><th>held-out loss</th><th>perplexity</th></tr>']
     rows.append(f'<tr><th>author</th><td>0</td><td>{_num(author.get("mean_sentence_length"), 1)}</td>'
-                f'<td>{_num(author.get("mattr"))}</td><td></td><td></td></tr>')
+                f'<td>{_num(author.get("mattr"))}</td><td></td><td></td><td></td></tr>')
     for name in variants:
         scores = style.get("variants", {}).get(name, {})
         loss = (losses or {}).get(name, {})
         rows.append(
             f'<tr><th>{esc(name)}</th><td>{_num(scores.get("delta"))}</td><td>{_num(scores.get("mean_sentence_length"), 1)}</td>'
-            f'<td>{_num(scores.get("mattr"))}</td><td>{_num(loss.get("eval_loss"))}</td><td>{_num(loss.get("perplexity"), 2)}</td></tr>'
+            f'<td>{_num(scores.get("mattr"))}</td><td>{_percent(scores.get("loop_share"))}</td><td>{_num(loss.get("eval_loss"))}</td><td>{_num(loss.get("perplexity"), 2)}</td></tr>'
         )
     rows.append("</table></div>")
     if style.get("method"):
-        rows.append(f'<p class="meta">{esc(style["method"])}. Held-out loss: completion tokens of eval.jsonl only, as in training.</p>')
+        rows.append(f'<p class="meta">{esc(style["method"])}. A sample loops when some five-word phrase comes back three times or more. '
+                    'Held-out loss: on eval.jsonl, over the tokens training learns from.</p>')
     return "".join(rows)
 
 
