@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from stylelora_tui.compare.session import CompareSession, Item
 
-SCORE_COLUMNS = ("side", "Delta", "w/sent", "MATTR", "loss", "ppl")  # loss, ppl: held-out (eval.jsonl)
+SCORE_COLUMNS = ("side", "Delta", "w/sent", "MATTR", "loops", "loss", "ppl")  # loops: share of samples; loss, ppl: held-out
 
 
 class SamplePane(VerticalScroll):

@@ -237,7 +237,7 @@ def test_a_saved_comparison_opens_as_it_was_saved(tmp_path) -> None:
     assert [s.text for s in session.current.samples[run.name]] == ["The styled wrote 0.0.", "The styled wrote 0.1."]
     assert all(item.finished and item.saved for item in session.items)
     assert session.losses[run.name]["eval_loss"] == 3.2 and session.loss_requested
-    assert session.style == result["style"] and session.score_rows()[2][4] == "3.200"
+    assert session.style == result["style"] and session.score_rows()[2][5] == "3.200"
     assert session.prompt_choices()[2][1].startswith("3. (saved) ") and "(saved)" not in session.prompt_choices()[1][1]
     assert session.show_saved(session.records[2]) and session.current is session.items[1]
     assert not session.show_saved(session.records[1])
@@ -314,5 +314,5 @@ def test_a_hand_edited_saved_comparison_with_odd_scores_still_shows(tmp_path) ->
     (run.path / "compare.json").write_text(json.dumps(result), encoding="utf-8")
     session, notes = open_session([run], dict(SAMPLING_DEFAULTS))
     assert notes == [] and session.style["reading"] == "3"
-    assert session.score_rows() == [("author", "0", "-", "-", "", ""), ("base", "-", "-", "-", "-", "-"),
-                                    ("styled", "-", "-", "-", "-", "20.00")]
+    assert session.score_rows() == [("author", "0", "-", "-", "", "", ""), ("base", "-", "-", "-", "-", "-", "-"),
+                                    ("styled", "-", "-", "-", "-", "-", "20.00")]

@@ -349,15 +349,18 @@ class CompareSession:
         self.style = report
         self.style_note = error or ("" if self.records else "no held-out passages of the author to score against")
 
-    def score_rows(self) -> list[tuple[str, str, str, str, str, str]]:
-        """The score table: side, Delta, words per sentence, MATTR, held-out loss and perplexity (the author row first)."""
+    def score_rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
+        """The score table: side, Delta, words per sentence, MATTR, share of looping samples, held-out loss and
+        perplexity (the author row first)."""
         style = self.style or {}
         author = style.get("author", {})
-        rows = [("author", "0", fixed(author.get("mean_sentence_length"), 1), fixed(author.get("mattr")), "", "")] if style else []
+        rows = [("author", "0", fixed(author.get("mean_sentence_length"), 1), fixed(author.get("mattr")), "", "", "")] if style else []
         for name in self.variants:
             scores = style.get("variants", {}).get(name, {})
             loss = self.losses.get(name, {})
+            loops = scores.get("loop_share")
             rows.append((name, fixed(scores.get("delta")), fixed(scores.get("mean_sentence_length"), 1), fixed(scores.get("mattr")),
+                         f"{loops:.0%}" if isinstance(loops, (int, float)) else "-",
                          fixed(loss.get("eval_loss")), fixed(loss.get("perplexity"), 2)))
         return rows
 
