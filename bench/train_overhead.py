@@ -8,13 +8,18 @@ is its own process; the variants alternate (a, b, a, b, ...) so drift on a
 shared machine hits both. Both report the same figures, measured the same way:
 
 - tokens/s: non-padding tokens seen / the Trainer's own ``train_runtime``
+- passages/s: tokens/s / the mean tokens of one training passage in that
+  variant's format (chat template and instruction included where there are
+  some): how much of the author's corpus is learned per second
 - peak memory: the training process's peak RSS (``ru_maxrss``) on a CPU, or
   ``torch.cuda.max_memory_reserved`` on a GPU
 
 Live samples, evaluation and mid-run checkpoints are switched off in (a), since
-(b) does none of them. Usage::
+(b) does none of them. (a) uses our defaults; ``--variant NAME:KEY=VALUE,...``
+adds runs of ours with config overrides (e.g. ``data.format=raw_text``) to
+measure one lever at a time. Usage::
 
-    python bench/train_overhead.py [--model demo|PATH] [--steps 8] [--rounds 3]
+    python bench/train_overhead.py [--model demo|PATH] [--steps 8] [--rounds 3] [--variant ...]
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ PLAIN_SCRIPT = textwrap.dedent(
     peak = (torch.cuda.max_memory_reserved() if torch.cuda.is_available()
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print("RESULT " + json.dumps({"train_runtime": out.metrics["train_runtime"],
-          "tokens": trainer.state.num_input_tokens_seen, "peak_memory_bytes": peak}))
+          "tokens": trainer.state.num_input_tokens_seen, "peak_memory_bytes": peak,
+          "tokens_per_passage": sum(len(ids) for ids in trainer.train_dataset["input_ids"]) / len(trainer.train_dataset)}))
     """
 )
 
@@ -127,10 +133,12 @@ def run_ours(workspace: Path, model: str, settings: dict, overrides: dict | None
         time.sleep(0.5)
     events = read_events(run.events_path)
     summary = next(e for e in events if e["type"] == "summary")
+    start = next(e for e in events if e["type"] == "start")
     end = events[-1]
     if end.get("state") != "completed":
         raise SystemExit(f"our run failed: {end.get('error')}\n{run.log_path.read_text()[-3000:]}")
-    return {"train_runtime": summary["train_runtime"], "tokens": summary["tokens_seen"], "peak_memory_bytes": end["peak_memory_bytes"]}
+    return {"train_runtime": summary["train_runtime"], "tokens": summary["tokens_seen"], "peak_memory_bytes": end["peak_memory_bytes"],
+            "tokens_per_passage": start["train_tokens"] / start["train_records"]}
 
 
 def run_plain(workspace: Path, model_path: str, settings: dict) -> dict:
@@ -188,8 +196,11 @@ def main() -> int:
             for name, runner in runners.items():
                 figures = runner(workspace)
                 figures["tokens_per_s"] = figures["tokens"] / figures["train_runtime"]
+                # The corpus learned per second: one passage is one record, whatever its format costs in tokens.
+                figures["passages_per_s"] = figures["tokens_per_s"] / figures["tokens_per_passage"]
                 results[name].append(figures)
                 print(f"round {round_ + 1} {name:>8}: {figures['tokens_per_s']:7.1f} tokens/s, "
+                      f"{figures['passages_per_s']:5.3f} passages/s ({figures['tokens_per_passage']:.0f} tokens each), "
                       f"peak {figures['peak_memory_bytes'] / 2**30:.2f} GiB, {figures['tokens']} tokens "
                       f"in {figures['train_runtime']:.1f} s", flush=True)
 
@@ -198,10 +209,11 @@ def main() -> int:
 
     print()
     for name in results:
-        line = (f"median {name:>8}: {median(name, 'tokens_per_s'):7.1f} tokens/s, "
+        line = (f"median {name:>8}: {median(name, 'tokens_per_s'):7.1f} tokens/s, {median(name, 'passages_per_s'):.3f} passages/s, "
                 f"peak {median(name, 'peak_memory_bytes') / 2**30:.2f} GiB")
         if "plain" in results and name != "plain":
             line += (f"   ratio to plain: tokens/s {median(name, 'tokens_per_s') / median('plain', 'tokens_per_s'):.2f}x, "
+                     f"passages/s {median(name, 'passages_per_s') / median('plain', 'passages_per_s'):.2f}x, "
                      f"peak memory {median(name, 'peak_memory_bytes') / median('plain', 'peak_memory_bytes'):.2f}x")
         print(line)
     return 0
