@@ -1,9 +1,10 @@
-"""``stylelora-tui export RUN [--merge] [--push REPO] [-o DIR]``.
+"""``stylelora-tui export RUN [--merge] [--push REPO] [-o DIR]`` and ``export RUN... --vllm DIR``.
 
 Always (re)writes the model card in the adapter folder; ``--merge`` writes a
 merged 16-bit model and reports how far its logits are from the adapter
 model's; ``--push`` uploads the adapter (or, with ``--merge``, the merged
-model) to the Hugging Face Hub.
+model) to the Hugging Face Hub. ``--vllm DIR`` takes one run or several and
+writes their adapters, a ``serve.sh`` and request examples for one vLLM server.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from stylelora_tui.runs.workspace import Workspace
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("run", help="run name, unique name prefix, or run directory")
+    parser.add_argument("run", nargs="+", help="run name, unique name prefix, or run directory (several with --vllm)")
     parser.add_argument("-w", "--workspace", type=Path, default=None,
                         help="workspace folder holding runs/ (default: $STYLELORA_WORKSPACE or the current folder)")
     parser.add_argument("--merge", action="store_true", help="merge the adapter into a 16-bit copy of the base model")
@@ -26,13 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="precision of the merged model (default: bfloat16)")
     parser.add_argument("--push", metavar="REPO", help="push to this Hugging Face Hub repo (the merged model with --merge, else the adapter)")
     parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--vllm", metavar="DIR", type=Path, default=None,
+                        help="write the runs' adapters, serve.sh and request examples for one vLLM server into DIR")
+    parser.add_argument("--force", action="store_true", help="with --vllm: replace DIR when it is not empty")
 
 
 def run(args: argparse.Namespace) -> int:
     from stylelora_tui import export
 
+    if args.vllm is not None:
+        return _run_vllm(args)
+    if len(args.run) > 1:
+        print(f"stylelora-tui export: {len(args.run)} runs given: several runs go together only with --vllm DIR "
+              "(--merge and --push take one run)", file=sys.stderr)
+        return 2
+    if args.force:
+        print("stylelora-tui export: --force goes with --vllm DIR", file=sys.stderr)
+        return 2
     try:
-        the_run = Workspace.named(args.workspace).find_run(args.run)
+        the_run = Workspace.named(args.workspace).find_run(args.run[0])
         if args.push:
             export.check_repo_id(args.push)  # fail before any slow step
         card = export.write_model_card(the_run, repo_id=args.push if args.push and not args.merge else None)
@@ -52,4 +65,31 @@ def run(args: argparse.Namespace) -> int:
     except (export.ExportError, RunError) as exc:
         print(f"stylelora-tui export: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _run_vllm(args: argparse.Namespace) -> int:
+    from stylelora_tui import export_vllm
+    from stylelora_tui.export import ExportError
+
+    clashing = [flag for flag, given in (("--merge", args.merge), ("--push", args.push), ("-o", args.output),
+                                         ("--private", args.private)) if given]
+    if clashing:
+        print(f"stylelora-tui export: --vllm does not go with {', '.join(clashing)} (those take one run, without --vllm)",
+              file=sys.stderr)
+        return 2
+    try:
+        workspace = Workspace.named(args.workspace)
+        runs = [workspace.find_run(name) for name in args.run]
+        result = export_vllm.write_vllm_export(runs, args.vllm, force=args.force)
+    except (ExportError, RunError) as exc:
+        print(f"stylelora-tui export: {exc}", file=sys.stderr)
+        return 2
+    for adapter in result.adapters:
+        print(f"adapter {adapter.name}: {result.path / adapter.name} (run {adapter.run_name}, rank {adapter.rank})")
+    print(f"serve: {result.serve_script} (base {result.base}, --max-lora-rank {result.max_lora_rank}, "
+          f"--max-loras {len(result.adapters)})")
+    print(f"requests: {result.readme}")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
