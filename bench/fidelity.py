@@ -15,7 +15,8 @@ seeds, and prints:
 
 The same number of training steps for every variant would favour the shorter
 format; the budget is time: a short probe run measures each variant's seconds
-per step, and the run gets as many steps as fit (``train.max_minutes`` caps it).
+per step, and the run gets as many steps as fit (``train.max_minutes`` at twice
+the budget only guards against a runaway).
 
 Usage::
 
@@ -175,7 +176,7 @@ def main() -> int:
             steps = max(4, int(args.minutes * 60 / per_step))
             print(f"{name}: {per_step:.2f} s a step, so {steps} steps in {args.minutes:g} minutes", flush=True)
             run_dir = train(workspace, name, overrides, {
-                "train.max_steps": steps, "train.max_minutes": args.minutes * 1.15, "train.save_steps": max(15, steps // 4),
+                "train.max_steps": steps, "train.max_minutes": args.minutes * 2, "train.save_steps": max(15, steps // 4),
                 "train.sample_steps": -1,
             })
         from stylelora_tui.runs.events import read_events
