@@ -166,10 +166,6 @@ def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = No
         write_json_atomically(run.status_path, status)
         child_env = dict(os.environ if env is None else env)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
-        # oneDNN (bf16 matrix products on a CPU) keeps a compiled kernel, with its scratch memory, for
-        # every new sequence length it meets: the trainer's memory climbed with each new batch shape
-        # (docs/benchmarks.md). Rebuilding them costs nothing measurable; a user's setting wins.
-        child_env.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
         with open(run.log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'} ====\n".encode())
         spawner = subprocess.run(
