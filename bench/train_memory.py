@@ -1,11 +1,11 @@
 """Does the trainer's memory level off? Resident memory at steps 10, 50 and 100.
 
-Trains the demo model (or ``--model``) through ``stylelora-tui train`` once per
+Trains the demo preset (or ``--model``) through ``stylelora-tui train`` once per
 variant and reads the resident set size the trainer records with every log
 event. Variants run one after another in this process tree; by default the
-trainer as it is, and the same trainer with the heap trim switched off
-(``STYLELORA_MALLOC_TRIM=0``), the baseline. The goal: after step 10, RSS grows
-by less than 10% over the run.
+preset as it is (packed), unpacked records (a new batch shape every step),
+and unpacked with the heap trim switched off (``STYLELORA_MALLOC_TRIM=0``),
+the baseline. The goal: after step 10, RSS grows by less than 10% over the run.
 
 Usage::
 
@@ -24,7 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_VARIANTS = ["trimmed:", "untrimmed:env.STYLELORA_MALLOC_TRIM=0"]
+DEFAULT_VARIANTS = [
+    "packed:",  # the demo preset: raw text packed into fixed 384-token blocks
+    "unpacked:data.format=instruction,train.packing=false",  # a new batch shape every step
+    "unpacked-untrimmed:data.format=instruction,train.packing=false,env.STYLELORA_MALLOC_TRIM=0",
+]
 
 
 def rss_by_step(run_dir: Path) -> dict[int, int]:

@@ -30,8 +30,8 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                 # Measured (docs/benchmarks.md, "Fidelity"): plain passages, packed, brought samples
                 # 28% closer to the author in 10 minutes where the lab's instruction format gave 24%.
                 "data": {"format": "raw_text"},
-                # ~2.5 s a step on 2 CPU cores in bf16: 240 steps of 2 x 384 tokens is ~10 minutes;
-                # the time budget ends a slower machine's run there too, with its adapter.
+                # ~2.5 s a step on 2 CPU cores in bf16: 240 steps of 2 x 384 tokens is ~10 minutes (12 with
+                # its evaluations); the time budget ends a slower machine's run too, with its adapter.
                 "train": {
                     "per_device_train_batch_size": 2,
                     "gradient_accumulation_steps": 1,
