@@ -261,8 +261,9 @@ def test_a_saved_comparison_that_does_not_fit_is_set_aside_with_a_note(tmp_path)
 
     session, notes = open_session([run], {**GREEDY, "n": 1}, chosen=True)  # settings the user chose
     assert session.saved is None and session.items == [] and session.settings["n"] == 1 and len(session.records) == 4
-    said = (f"Saved comparison {path} set aside: it was made with T 0.0, top-p 0.9, max 8, n 2, seed 3, "
-            "not T 0.0, top-p 0.9, max 8, n 1, seed 3; generating afresh")
+    penalty = f", repetition penalty {SAMPLING_DEFAULTS['repetition_penalty']}"  # named when it is not 1 (none)
+    said = (f"Saved comparison {path} set aside: it was made with T 0.0, top-p 0.9, max 8, n 2, seed 3{penalty}, "
+            f"not T 0.0, top-p 0.9, max 8, n 1, seed 3{penalty}; generating afresh")
     assert notes == [(said, "information")]
     assert open_session([run], dict(GREEDY), chosen=True).session.saved is not None  # the same settings: shown
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stylelora_tui.generation.client import GenerationClient, GenerationProcessError, samples_by_variant
+from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS
 from stylelora_tui.prompting import read_jsonl, render_prompt
 from trained_run import trained_run
 
@@ -46,6 +47,7 @@ def plain_generate(model_dir: Path, adapter_dir: Path, record: dict, *, adapter:
     inputs = tokenizer(render_prompt(tokenizer, record), return_tensors="pt", add_special_tokens=False)
     if seed is not None:
         torch.manual_seed(seed)
+    kwargs.setdefault("repetition_penalty", SAMPLING_DEFAULTS["repetition_penalty"])  # what the process applies by default
     output = model.generate(**inputs, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kwargs)
     return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 

@@ -45,7 +45,7 @@ def test_a_sample_point_is_sampled_with_a_fixed_seed(loaded) -> None:
     with torch.no_grad():
         output = loaded.model.generate(
             **inputs, max_new_tokens=24, do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id,
-            eos_token_id=loaded.tokenizer.eos_token_id,
+            eos_token_id=loaded.tokenizer.eos_token_id, repetition_penalty=first["repetition_penalty"],
             logits_processor=LogitsProcessorList([SeededSampler([3407], first["temperature"], first["top_p"])]))
     compare_text = loaded.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     assert first["text"] == compare_text
