@@ -58,7 +58,8 @@ def train_screen(app) -> TrainScreen:
 
 
 async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) -> None:
-    write_config(workspace, tiny_model, max_steps=16, sample_steps=4, sample_max_new_tokens=8)
+    # Enough steps that the stop below lands before the end, however fast a step is.
+    write_config(workspace, tiny_model, max_steps=60, sample_steps=4, sample_max_new_tokens=8)
 
     # 1. Launch from the app, after the confirm dialog; loss rows arrive.
     app = make_app(workspace, start="train", save_settings=False)
@@ -66,7 +67,7 @@ async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) ->
         await pilot.press("n")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30, "the confirm dialog")
         text = "\n".join(str(s.content) for s in app.screen.query(Static))
-        for part in (str(tiny_model), "Backend:    unsloth", "Device:", "Trainable:", "Memory:", "Steps:      16"):
+        for part in (str(tiny_model), "Backend:    unsloth", "Device:", "Trainable:", "Memory:", "Steps:      60"):
             assert part in text, text
         await pilot.press("y")
         screen = None
@@ -109,7 +110,7 @@ async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) ->
         await pilot.press("s")
         await wait_until(pilot, lambda: train_screen(app).view.state == "stopped", 120, "stopped")
         stopped_at = train_screen(app).view.step
-        assert stopped_at < 16 and run.latest_checkpoint().name == f"checkpoint-{stopped_at}"
+        assert stopped_at < 60 and run.latest_checkpoint().name == f"checkpoint-{stopped_at}"
         await pilot.press("s")  # a second stop is harmless: no error dialog, still stopped
         await pilot.pause(0.5)
         assert train_screen(app).view.state == "stopped"
@@ -118,8 +119,8 @@ async def test_launch_reattach_stop_resume(workspace: Path, tiny_model: Path) ->
         await pilot.press("r")
         await wait_until(pilot, lambda: train_screen(app).view.state == "completed", 240, "completed")
         view = train_screen(app).view
-        assert view.train_steps == list(range(1, 17))
-        assert [e["step"] for e in training_history(read_events(run.events_path))] == list(range(1, 17))
+        assert view.train_steps == list(range(1, 61))
+        assert [e["step"] for e in training_history(read_events(run.events_path))] == list(range(1, 61))
         assert "COMPLETED" in str(app.screen.query_one("#run-line", Static).content)
 
 
