@@ -7,7 +7,8 @@ The file is TOML: read with the standard library's ``tomllib`` (``tomli`` on
 Python 3.10), which costs a fifth of what importing PyYAML would on every
 start-up. The ``[keymap]`` table maps a command id (as listed by the help
 screen, F1) to its keys, for example ``"section.corpus" = "f2"`` or
-``"app.help" = "f1,h"``.
+``"app.help" = "f1,h"``. The ``[gpu_prices]`` table (GPU name = dollars an
+hour) overrides the prices of the time and cost estimate (docs/cost.md).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ FILE_NAME = "settings.toml"
 class Settings:
     theme: str = "stylelora-dark"
     keymap: dict[str, str] = field(default_factory=dict)  # command id -> comma-separated keys
+    gpu_prices: dict[str, float] = field(default_factory=dict)  # GPU name -> dollars an hour (training.cost)
     problems: list[str] = field(default_factory=list, compare=False)  # what was ignored while reading
 
     @staticmethod
@@ -59,6 +61,11 @@ class Settings:
                 settings.keymap[command_id] = ",".join(k.strip() for k in keys.split(",") if k.strip())
             else:
                 settings.problems.append(f"{path}: keymap {command_id!r} needs keys as a string, e.g. \"f2\" or \"f2,ctrl+1\"")
+        if "gpu_prices" in data:  # the cost module (and its GPU table) only when there is something to check
+            from stylelora_tui.training.cost import parse_price_table
+
+            settings.gpu_prices, problems = parse_price_table(data["gpu_prices"], str(path))
+            settings.problems += problems
         return settings
 
     def save(self) -> None:
@@ -74,5 +81,7 @@ class Settings:
         lines = ["# stylelora-tui settings (written by the app)", f"theme = {toml_string(self.theme)}"]
         if self.keymap:
             lines += ["", "[keymap]"] + [f"{toml_string(key)} = {toml_string(keys)}" for key, keys in sorted(self.keymap.items())]
+        if self.gpu_prices:  # the user's own prices survive a theme change
+            lines += ["", "[gpu_prices]"] + [f"{toml_string(name)} = {price!r}" for name, price in sorted(self.gpu_prices.items())]
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         tmp.replace(target)

@@ -2,7 +2,8 @@
 
 ``new`` writes ``configs/NAME.yaml`` from a preset, each key with its help as
 a comment; ``check`` runs the validation the app's config form runs and
-prints one line per problem (``file:line: key: message``).
+prints one line per problem (``file:line: key: message``); a valid config
+gets the table of time and cost per GPU type (``training.cost``).
 """
 
 from __future__ import annotations
@@ -101,4 +102,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{path}: ok: model {model['name']}, corpus {cfg['data']['corpus']}, LoRA r={lora['r']}, "
         f"batch {train['per_device_train_batch_size']} x {train['gradient_accumulation_steps']}, {length}"
     )
+    print_cost(cfg, workspace_root(args))
     return 0
+
+
+def print_cost(cfg: dict, workspace: Path) -> None:
+    """Time and cost per GPU type; prices from the table, or the user's [gpu_prices] in settings.toml."""
+    from stylelora_tui.training import cost
+
+    prices, problems = cost.load_price_overrides()
+    for problem in problems:
+        print(f"stylelora-tui config check: {problem}", file=sys.stderr)
+    try:
+        table = cost.cost_table(cfg, workspace, search_dirs=(workspace, workspace / "models"), prices=prices)
+    except Exception as exc:  # noqa: BLE001 - the estimate must never fail a valid config's check
+        print(f"Time and cost: not estimated ({type(exc).__name__}: {exc})")
+        return
+    if table is None:
+        print(f"Time and cost: not estimated: the shape of {cfg['model']['name']!r} is unknown "
+              "(no local config.json, not in the built-in table)")
+        return
+    print("\n".join(cost.table_lines(table)))
