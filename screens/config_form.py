@@ -21,6 +21,7 @@ from stylelora_tui import config as cfg
 from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.screens.commands import CommandBindings, bindings
 from stylelora_tui.screens.commands import config as commands
+from stylelora_tui.screens.cost_panel import CostPanel, CostReady
 from stylelora_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import EstimateReady
 from stylelora_tui.screens.section import SectionScreen
@@ -99,7 +100,9 @@ class ConfigScreen(SectionScreen):
                         for key, spec in keys.items():
                             yield from self._field(section, key, spec)
                 yield Static("tab or down: the first field; esc leaves a field (then 1-5 switch sections)", id="field-help", classes="muted")
-            yield EstimatePanel(id="estimate")
+            with Vertical(id="estimate-column"):
+                yield EstimatePanel(id="estimate")
+                yield CostPanel(id="cost")
         yield KeyBar()
 
     def _field(self, section: str, key: str, spec: cfg.Field) -> ComposeResult:
@@ -260,12 +263,24 @@ class ConfigScreen(SectionScreen):
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def run_estimate(self, config: dict[str, dict[str, Any]], generation: int) -> None:
-        estimate, verdicts = compute_estimate(config, [self.app.workspace.root, self.app.workspace.root / "models"])
+        root = self.app.workspace.root
+        estimate, verdicts = compute_estimate(config, [root, root / "models"])
         self.post_message(EstimateReady(estimate, verdicts, generation))
+        from stylelora_tui.training.cost import cost_table
+
+        try:
+            table = cost_table(config, root, search_dirs=(root, root / "models"), prices=self.app.settings.gpu_prices)
+        except Exception as exc:  # noqa: BLE001 - like the estimate, it must never take the form down
+            table = exc
+        self.post_message(CostReady(table, generation))
 
     def on_estimate_ready(self, message: EstimateReady) -> None:
         if message.generation == self._generation:
             self.query_one(EstimatePanel).show(message.estimate, message.flipped)
+
+    def on_cost_ready(self, message: CostReady) -> None:
+        if message.generation == self._generation:
+            self.query_one(CostPanel).show(message.table)
 
     def on_descendant_focus(self, event) -> None:
         tip = getattr(event.widget, "tooltip", None)
