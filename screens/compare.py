@@ -217,7 +217,8 @@ class CompareScreen(SectionScreen):
             self.score()
             if not session.loss_requested and self.jobs is not None:
                 session.loss_requested, session.loss_note = True, "held-out loss: computing..."
-                self.jobs.submit("eval_loss", {"variants": session.variants})
+                for fields in session.loss_requests():  # the author's held-out text, then general English
+                    self.jobs.submit("eval_loss", fields)
                 self.refresh_scores()
 
     def score(self) -> None:

@@ -14,9 +14,11 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from stylelora_tui.compare.forgetting import forgetting_line
 from stylelora_tui.compare.session import CompareSession, Item
 
-SCORE_COLUMNS = ("side", "Delta", "w/sent", "MATTR", "loops", "loss", "ppl")  # loops: share of samples; loss, ppl: held-out
+# loops: share of samples; loss: on the author's held-out text; general: on general English (the forgetting check)
+SCORE_COLUMNS = ("side", "Delta", "w/sent", "MATTR", "loops", "loss", "general")
 
 
 class SamplePane(VerticalScroll):
@@ -79,4 +81,9 @@ class ScoreTable(Static):
         head = Text((session.style or {}).get("reading") or session.style_note, style="bold")
         if session.loss_note and not session.losses:
             head.append(f"  ({session.loss_note})", style="italic")
-        self.update(Group(head, table))
+        report = session.forgetting()
+        flagged = {name for name, side in ((report or {}).get("variants") or {}).items() if side.get("flagged")}
+        named = len(session.runs) > 1
+        lines = [Text(f"{run.name}: {line}" if named else line, style="bold" if run.name in flagged else "")
+                 for run in session.runs if (line := forgetting_line(report, run.name))]
+        self.update(Group(head, table, *lines))

@@ -16,6 +16,7 @@ from textual.widgets import Input, SelectionList, Static
 
 from conftest import recorded_notifications
 from stylelora_tui.compare.publish import save_compare_json
+from stylelora_tui.compare.forgetting import forgetting_report
 from stylelora_tui.compare.session import build_result, held_out_records, prompt_item
 from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS
 from stylelora_tui.runs.workspace import Workspace
@@ -111,11 +112,16 @@ async def test_greedy_samples_stream_browse_regenerate_settings_and_export(works
         assert screen.session.index == start
 
         # Style reading and held-out losses once the samples are done.
-        await wait_for(pilot, lambda: screen.session.style is not None and len(screen.session.losses) == 2, what="scores and losses")
+        await wait_for(pilot, lambda: screen.session.style is not None and len(screen.session.losses) == 2
+                       and len(screen.session.general_losses) == 2, what="scores, held-out and general-text losses")
         assert "author" in screen.session.style["reading"] or "not enough text" in screen.session.style["reading"]
         rows = {row[0]: row for row in screen.session.score_rows()}
         assert set(rows) == {"author", "base", "tiny-run"}
         assert screen.session.losses["tiny-run"]["eval_loss"] < screen.session.losses["base"]["eval_loss"]
+        await pilot.pause()
+        general = screen.session.general_losses
+        assert f"general English: loss {general['base']['eval_loss']:.3f} -> {general['tiny-run']['eval_loss']:.3f}" in rendered(
+            screen.query_one(ScoreTable))  # the forgetting check, at 80x24
 
         # Regenerate: new seeds are recorded; greedy text does not change.
         await pilot.press("r")
@@ -235,12 +241,14 @@ def write_saved(workspace: Workspace) -> dict:
     variants = ["base", "saved-run"]
     samples = {v: [{"seed": i, "text": f"{v} saved sample {i}", "tokens": 4, "stopped": "eos"} for i in range(2)] for v in variants}
     scores = {"delta": 0.5, "mean_sentence_length": 9.0, "mattr": 0.7}
+    general = {"base": {"eval_loss": 3.0, "perplexity": 20.1, "tokens": 900}, "saved-run": {"eval_loss": 3.3, "perplexity": 27.1, "tokens": 900}}
     result = build_result(
         run_name="saved-run", ready={"model": "/models/tiny", "device": "cpu"}, settings={**SAMPLING_DEFAULTS, **GREEDY},
         variants=variants, items=[prompt_item(held_out_records(run)[1], samples, variants)],
         style={"reading": "saved reading: closer to the author", "author": scores, "variants": {v: scores for v in variants}},
         losses={"base": {"eval_loss": 4.25, "perplexity": 70.1, "tokens": 9}, "saved-run": {"eval_loss": 3.75, "perplexity": 42.5, "tokens": 9}},
-        config=run.config(),
+        config=run.config(), general=general,
+        forgetting=forgetting_report(general, {}, "base", "built-in general English sample"),
     )
     save_compare_json(result, [run])
     return result
@@ -260,7 +268,8 @@ async def test_a_saved_comparison_is_shown_at_once_and_r_generates_again(saved_w
         assert f"saved {result['created']} (compare.json) · r: generate again" in status
         assert "held-out 2/4" in str(screen.query_one("#compare-prompt").render())
         scores = rendered(screen.query_one(ScoreTable))
-        assert "saved reading: closer to the author" in scores and "4.250" in scores and "3.750" in scores and "42.50" in scores
+        assert "saved reading: closer to the author" in scores and "4.250" in scores and "3.750" in scores and "3.300" in scores
+        assert "general English: loss 3.000 -> 3.300 (+10.0%): over 5%" in scores
 
         await pilot.press("n")  # browsing the saved samples
         assert [p.text for p in panes] == ["base saved sample 1", "saved-run saved sample 1"]

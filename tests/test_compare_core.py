@@ -219,6 +219,8 @@ def streamed_result(run) -> dict:
         session.finish(item, cancelled=False)
     session.take_losses([{"variant": "base", "eval_loss": 3.5, "perplexity": 33.1, "tokens": 90},
                          {"variant": run.name, "eval_loss": 3.2, "perplexity": 24.5, "tokens": 90}])
+    session.take_losses([{"split": "general", "variant": "base", "eval_loss": 3.0, "perplexity": 20.1, "tokens": 400},
+                         {"split": "general", "variant": run.name, "eval_loss": 3.3, "perplexity": 27.1, "tokens": 400}])
     session.score()
     return session.result()
 
@@ -238,6 +240,12 @@ def test_a_saved_comparison_opens_as_it_was_saved(tmp_path) -> None:
     assert all(item.finished and item.saved for item in session.items)
     assert session.losses[run.name]["eval_loss"] == 3.2 and session.loss_requested
     assert session.style == result["style"] and session.score_rows()[2][5] == "3.200"
+    # The forgetting check: the held-out losses stay the author's; general English has its own column and report.
+    assert session.losses["base"]["eval_loss"] == 3.5 and session.score_rows()[2][6] == "3.300"
+    forgetting = result["forgetting"]["variants"][run.name]
+    assert forgetting["change"] == pytest.approx(0.1) and forgetting["flagged"]  # +10% is over the 5% threshold
+    assert forgetting["held_out_change"] == pytest.approx(3.2 / 3.5 - 1)
+    assert session.forgetting() == result["forgetting"]
     assert session.prompt_choices()[2][1].startswith("3. (saved) ") and "(saved)" not in session.prompt_choices()[1][1]
     assert session.show_saved(session.records[2]) and session.current is session.items[1]
     assert not session.show_saved(session.records[1])
@@ -312,8 +320,13 @@ def test_a_hand_edited_saved_comparison_with_odd_scores_still_shows(tmp_path) ->
     result = streamed_result(run)
     result["style"] = {"reading": 3, "author": "x", "variants": {"base": [1], run.name: {"delta": "far"}}}
     result["eval_loss"] = {"base": 3.5, run.name: {"eval_loss": "low", "perplexity": 20.0}}
+    result["general_loss"] = {"base": "x", run.name: {"eval_loss": 3.25}}
+    result["forgetting"] = {"source": 7, "variants": {run.name: {"change": "big", "flagged": True}}}
     (run.path / "compare.json").write_text(json.dumps(result), encoding="utf-8")
     session, notes = open_session([run], dict(SAMPLING_DEFAULTS))
     assert notes == [] and session.style["reading"] == "3"
     assert session.score_rows() == [("author", "0", "-", "-", "", "", ""), ("base", "-", "-", "-", "-", "-", "-"),
-                                    ("styled", "-", "-", "-", "-", "-", "20.00")]
+                                    ("styled", "-", "-", "-", "-", "-", "3.250")]
+    assert session.forgetting() is None  # no base loss on general text to compare with
+    from stylelora_tui.compare.forgetting import forgetting_line
+    assert forgetting_line(result["forgetting"], run.name) == ""  # junk figures: nothing said rather than something wrong

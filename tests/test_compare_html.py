@@ -11,6 +11,7 @@ import pytest
 from conftest import cli_env, stylelora_command
 from stylelora_tui.compare import html as compare_html
 from stylelora_tui.compare.build import pick_prompts
+from stylelora_tui.compare.forgetting import forgetting_report
 
 EVIL = "<script>alert(1)</script> \"double\" 'single' & </p><img src=x onerror=alert(2)>"
 EVENTS = [
@@ -61,6 +62,20 @@ def test_the_score_table_shows_the_share_of_samples_that_loop():
     assert "<th>run-a</th><td>0.900</td><td>n/a</td><td>n/a</td><td>0%</td>" in page
 
 
+def test_the_forgetting_check_shows_each_side_and_flags_a_rise_over_the_threshold():
+    data = page_data("The fog came in.")
+    data["variants"] = ["base", "run-a", "run-b"]
+    data["general_loss"] = {"base": {"eval_loss": 3.0}, "run-a": {"eval_loss": 3.06}, "run-b": {"eval_loss": 3.3}}
+    data["forgetting"] = forgetting_report(data["general_loss"], data["eval_loss"], "base", "my <news>.txt")
+    page = compare_html.render(data, EVENTS)
+    assert "general English loss</th>" in page and "<td>3.060</td></tr>" in page
+    assert "<h2>Forgetting check</h2>" in page and "my &lt;news&gt;.txt" in page
+    assert "<li><b>run-a</b>: general English: loss 3.000 -&gt; 3.060 (+2.0%), within 5%</li>" in page
+    assert '<li class="warn"><b>run-b</b>: general English: loss 3.000 -&gt; 3.300 (+10.0%): over 5%, forgetting</li>' in page
+    del data["forgetting"]  # a compare.json written before the check: no section, no error
+    assert "Forgetting check" not in compare_html.render(data, EVENTS)
+
+
 def test_loss_svg_without_events_says_so():
     assert "No loss was logged" in compare_html.loss_svg([])
 
@@ -85,11 +100,18 @@ def test_compare_command_writes_the_page_and_the_reading(tmp_path_factory, tiny_
     assert result.returncode == 0, result.stderr
     assert re.search(r"is (closer to|further from) the author than base by \d+%|equally close|not enough text", result.stdout)
     assert "held-out loss: base" in result.stdout and f"wrote {out}" in result.stdout
+    assert re.search(r"general English: loss \d\.\d{3} -> \d\.\d{3} \([+-]\d+\.\d%\)", result.stdout)
     data = json.loads((run.path / "compare.json").read_text())
     assert data["variants"] == ["base", run.name] and len(data["prompts"]) == 2
     assert [s["seed"] for s in data["prompts"][0]["samples"]["base"]] == [5, 6]
     assert data["eval_loss"][run.name]["eval_loss"] < data["eval_loss"]["base"]["eval_loss"]
+    general = data["general_loss"]
+    assert general["base"]["tokens"] > 1000 and general["base"]["eval_loss"] != data["eval_loss"]["base"]["eval_loss"]
+    side = data["forgetting"]["variants"][run.name]
+    assert side["change"] == pytest.approx(general[run.name]["eval_loss"] / general["base"]["eval_loss"] - 1)
+    assert data["forgetting"]["source"] == "built-in general English sample"
     page = out.read_text()
+    assert "<h2>Forgetting check</h2>" in page
     assert "<script" not in page.lower()
     first = data["prompts"][0]["samples"][run.name][0]["text"]
     assert compare_html.esc(first) in page

@@ -168,6 +168,39 @@ def test_eval_loss_is_lower_with_the_adapter(client, run):
     assert losses[run.name]["perplexity"] == pytest.approx(__import__("math").exp(losses[run.name]["eval_loss"]))
 
 
+def test_general_text_is_scored_as_plain_text_on_every_token(client, run, tiny_model):
+    """The forgetting check's request: every token of each passage scored (whatever the run's format), tagged
+    ``general``, and the base's loss is what plain transformers computes in the same dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stylelora_tui.compare.forgetting import GENERAL_SPLIT, general_records
+    from stylelora_tui.prompting import bos_prefix
+
+    records = general_records()[:2]
+    events = client.collect(client.eval_loss(records=records, data_format="raw_text", split=GENERAL_SPLIT))
+    losses = {e["variant"]: e for e in events if "eval_loss" in e}
+    assert set(losses) == {"base", run.name} and {e["split"] for e in losses.values()} == {"general"}
+    tokenizer = AutoTokenizer.from_pretrained(run.adapter_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=getattr(torch, client.ready["dtype"]))
+    window = int(run.config()["model"]["max_seq_length"])
+    total = tokens = 0.0
+    with torch.no_grad():
+        for record in records:
+            text = tokenizer(bos_prefix(tokenizer) + record["output"] + tokenizer.eos_token, add_special_tokens=False,
+                             return_tensors="pt").input_ids
+            assert text.shape[1] > window  # so the windows are tested too
+            for start in range(0, text.shape[1], window):  # longer than max_seq_length: scored in windows, not cut
+                ids = text[:, start : start + window]
+                total += model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1)
+                tokens += ids.shape[1] - 1
+    assert losses["base"]["tokens"] == tokens
+    assert losses["base"]["eval_loss"] == pytest.approx(total / tokens, rel=1e-2)
+    assert losses[run.name]["eval_loss"] != losses["base"]["eval_loss"]
+    bad = client.collect(client.eval_loss(records=records, data_format="chat"))
+    assert any("unknown data_format 'chat'" in e.get("error", "") for e in bad)
+
+
 def test_a_folder_that_is_not_a_run_fails_clearly(tmp_path):
     with pytest.raises(GenerationProcessError, match="is not a run directory"):
         GenerationClient([tmp_path]).start(timeout=60)

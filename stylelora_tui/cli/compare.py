@@ -29,10 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--top-p", type=float, default=DEFAULTS["top_p"], help="nucleus sampling threshold (default: %(default)s)")
     parser.add_argument("--repetition-penalty", type=float, default=DEFAULTS["repetition_penalty"],
                         help="penalty on tokens already written, 1 for none (default: %(default)s)")
+    parser.add_argument("--general", type=Path, default=None, metavar="FILE",
+                        help="general English text for the forgetting check: .md (## sections), .txt (paragraphs) or "
+                             ".jsonl ('text' fields) (default: the built-in sample)")
 
 
 def run(args: argparse.Namespace) -> int:
     from stylelora_tui.compare.build import compare
+    from stylelora_tui.compare.forgetting import forgetting_line
     from stylelora_tui.compare.publish import save_compare_json, write_page
 
     settings = {"n": args.samples, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         the_run = Workspace.named(args.workspace).find_run(args.run)
         result = compare(the_run, prompts=args.prompts, settings=settings,
-                         progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+                         progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True), general=args.general)
     except RunError as exc:
         print(f"stylelora-tui compare: {exc}", file=sys.stderr)
         return 2
@@ -54,5 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(result["style"]["reading"])
     if "base" in losses and the_run.name in losses:
         print(f"held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[the_run.name]['eval_loss']:.3f}")
+    if line := forgetting_line(result.get("forgetting"), the_run.name):
+        print(line)
     print(f"wrote {path}")
     return 0

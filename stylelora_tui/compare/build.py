@@ -13,6 +13,7 @@ app builds the same result through the same ``CompareSession``, prompt by prompt
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from stylelora_tui.runs.run import Run, RunError
@@ -60,12 +61,14 @@ def run_choices(workspace: Workspace, picked: list[Run]) -> list[tuple[str, str,
 
 
 def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None = None,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[str], None] | None = None, general: Path | None = None) -> dict[str, Any]:
     """Generate, score and return the compare result (what compare.json holds); raises ``RunError``.
 
     ``settings``: sampling settings (``generation.protocol.SAMPLING_DEFAULTS``
-    for those not given); ``progress`` gets a line per step.
+    for those not given); ``progress`` gets a line per step; ``general``: the
+    forgetting check's text (default: the built-in general English sample).
     """
+    from stylelora_tui.compare.forgetting import GeneralTextError, general_passages
     from stylelora_tui.compare.session import CompareSession, eval_split
     from stylelora_tui.generation.client import GenerationClient, GenerationProcessError
     from stylelora_tui.generation.protocol import GenerationError, sampling_problem
@@ -78,6 +81,10 @@ def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None =
         if not eval_path.exists():
             raise RunError(f"no held-out split at {eval_path}: re-run `stylelora-tui prepare` (it writes eval.jsonl)")
         session = CompareSession.for_runs([the_run], settings)
+        session.general_path = general
+        general_passages(general)  # a bad file is refused before the model loads
+    except GeneralTextError as exc:
+        raise RunError(f"--general: {exc}") from None
     except (GenerationError, ValueError, OSError) as exc:
         raise RunError(str(exc)) from None
     if not session.records:
@@ -97,9 +104,10 @@ def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None =
                     if event.get("done"):
                         say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{item.settings['n']}")
                 session.finish(item, cancelled=False)
-            say("held-out loss of both sides")
-            if errors := session.take_losses(client.collect(client.eval_loss(variants=session.variants))):
-                say(errors[-1])
+            for what, fields in zip(("held-out", "general English (the forgetting check)"), session.loss_requests()):
+                say(f"{what} loss of both sides")
+                if errors := session.take_losses(client.collect(client.request("eval_loss", **fields))):
+                    say(errors[-1])
     except GenerationProcessError as exc:
         raise RunError(str(exc)) from None
     session.score()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from stylelora_tui.compare.forgetting import forgetting_line
 from stylelora_tui.runs.events import eval_history, training_history
 
 CSS = """
@@ -28,6 +29,7 @@ h1, h2, h3, .label, table, .meta { font-family: system-ui, -apple-system, "Segoe
 h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.15rem; margin: 2rem 0 .5rem; border-bottom: 1px solid var(--line); padding-bottom: .25rem; }
 .meta, .label { color: var(--muted); font-size: .85rem; }
+.warn { color: #b3261e; font-weight: bold; }
 .reading { font-size: 1.1rem; padding: .75rem 1rem; background: var(--card); border-left: 4px solid var(--accent); }
 table { border-collapse: collapse; font-size: .9rem; margin: .5rem 0; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left; vertical-align: top; }
@@ -98,28 +100,44 @@ def loss_svg(events: Iterable[Mapping[str, Any]], width: int = 640, height: int 
     return "".join(parts)
 
 
-def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | None, variants: list[str]) -> str:
+def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | None, variants: list[str],
+                 general: Mapping[str, Any] | None = None) -> str:
     if not style and not losses:
         return ""
     style = style or {}
     author = style.get("author", {})
     # The wrapper scrolls a wide table on a phone instead of widening the page.
     rows = ['<div class="scroll"><table><tr><th></th><th>Burrows\'s Delta to author</th><th>words / sentence</th><th>vocabulary (MATTR)</th>'
-            '<th>samples that loop</th><th>held-out loss</th><th>perplexity</th></tr>']
+            '<th>samples that loop</th><th>held-out loss</th><th>perplexity</th><th>general English loss</th></tr>']
     rows.append(f'<tr><th>author</th><td>0</td><td>{_num(author.get("mean_sentence_length"), 1)}</td>'
-                f'<td>{_num(author.get("mattr"))}</td><td></td><td></td><td></td></tr>')
+                f'<td>{_num(author.get("mattr"))}</td><td></td><td></td><td></td><td></td></tr>')
     for name in variants:
         scores = style.get("variants", {}).get(name, {})
         loss = (losses or {}).get(name, {})
         rows.append(
             f'<tr><th>{esc(name)}</th><td>{_num(scores.get("delta"))}</td><td>{_num(scores.get("mean_sentence_length"), 1)}</td>'
-            f'<td>{_num(scores.get("mattr"))}</td><td>{_percent(scores.get("loop_share"))}</td><td>{_num(loss.get("eval_loss"))}</td><td>{_num(loss.get("perplexity"), 2)}</td></tr>'
+            f'<td>{_num(scores.get("mattr"))}</td><td>{_percent(scores.get("loop_share"))}</td><td>{_num(loss.get("eval_loss"))}</td><td>{_num(loss.get("perplexity"), 2)}</td>'
+            f'<td>{_num(((general or {}).get(name) or {}).get("eval_loss"))}</td></tr>'
         )
     rows.append("</table></div>")
     if style.get("method"):
         rows.append(f'<p class="meta">{esc(style["method"])}. A sample loops when some five-word phrase comes back three times or more. '
                     'Held-out loss: on eval.jsonl, over the tokens training learns from.</p>')
     return "".join(rows)
+
+
+def _forgetting(report: Any, variants: list[str]) -> str:
+    """The forgetting check: each adapted side's general-English loss change, flagged over the threshold."""
+    lines = [(name, forgetting_line(report, name)) for name in variants]
+    lines = [(name, line) for name, line in lines if line]
+    if not lines:
+        return ""
+    flagged = {n for n, side in (report.get("variants") or {}).items() if isinstance(side, dict) and side.get("flagged")}
+    warn = ' class="warn"'
+    items = "".join(f'<li{warn if name in flagged else ""}><b>{esc(name)}</b>: {esc(line)}</li>' for name, line in lines)
+    return (f"<h2>Forgetting check</h2><ul>{items}</ul>"
+            f'<p class="meta">Loss of base and adapted on general English text ({esc(report.get("source"))}), '
+            'every token scored as plain text; a rise over the threshold is flagged.</p>')
 
 
 def _prompt_section(index: int, item: Mapping[str, Any], variants: list[str]) -> str:
@@ -168,7 +186,9 @@ def render(data: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) ->
     ]
     if style.get("reading"):
         parts.append(f'<p class="reading">{esc(style["reading"])}</p>')
-    parts.append("<h2>Style scores</h2>" + _style_table(style, data.get("eval_loss"), variants))
+    parts.append("<h2>Style scores</h2>" + _style_table(style, data.get("eval_loss"), variants, data.get("general_loss")))
+    if isinstance(data.get("forgetting"), Mapping):
+        parts.append(_forgetting(data["forgetting"], variants))
     parts.append("<h2>Samples</h2>")
     parts.extend(_prompt_section(i, item, variants) for i, item in enumerate(data.get("prompts", [])))
     parts.append("<h2>Training</h2>" + loss_svg(events))

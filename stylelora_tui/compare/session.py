@@ -15,13 +15,15 @@ a time, and a script can do either.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stylelora_tui.compare.forgetting import GENERAL_SPLIT, forgetting_report, general_records, source_name
+from stylelora_tui.compare.items import (  # noqa: F401 - record_key, SavedResultError: importable from here too
+    Item, SavedResultError, build_result, prompt_item, record_key, saved_item, saved_style, settings_of,
+)
 from stylelora_tui.generation.protocol import (
-    BASE, LOSS_FIELDS, SAMPLING_DEFAULTS, SAMPLING_KEYS, generate_fields, losses_by_variant, sampling_problem,
+    BASE, LOSS_FIELDS, SAMPLING_DEFAULTS, generate_fields, losses_by_variant, sampling_problem,
 )
 from stylelora_tui.runs.run import Run
 
@@ -34,127 +36,6 @@ SETTING_FIELDS = (
     ("n", "Samples per side (n, 1-100)", int),
     ("seed", "Seed of sample 1 (sample i uses seed + i - 1)", int),
 )
-
-
-def record_key(record: dict[str, Any]) -> str:
-    """What tells prompts apart: the record's id, else its text."""
-    return str(record.get("id") or record.get("input"))
-
-
-@dataclass
-class Sample:
-    seed: int
-    text: str = ""
-    done: bool = False
-    tokens: int | None = None
-    stopped: str | None = None
-
-    @property
-    def state(self) -> str:
-        """How far this sample is, for its pane's subtitle."""
-        return f"{self.tokens} tok · {self.stopped}" if self.done else "generating..." if self.text else "waiting"
-
-
-@dataclass
-class Item:
-    """One prompt compared: its record, the settings used and every side's samples."""
-
-    record: dict[str, Any]
-    label: str
-    settings: dict[str, Any]
-    samples: dict[str, list[Sample]]
-    finished: bool = False
-    error: str = ""
-    saved: bool = False  # read back from compare.json, not generated in this session
-
-    @classmethod
-    def fresh(cls, record: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
-        """A prompt about to be generated: ``n`` empty samples per side, seeds counted from ``seed``."""
-        samples = {v: [Sample(seed=settings["seed"] + i) for i in range(settings["n"])] for v in variants}
-        return cls(dict(record), label, dict(settings), samples)
-
-    @property
-    def key(self) -> str:
-        return record_key(self.record)
-
-    def take(self, event: dict[str, Any]) -> int | None:
-        """Apply one protocol line of a side of this item; the sample's index when it streamed a token."""
-        samples = self.samples.get(event.get("variant", ""))
-        i = int(event.get("sample", 0))
-        if samples is None or not 0 <= i < len(samples):
-            return None
-        sample = samples[i]
-        sample.seed = int(event.get("seed", sample.seed))
-        if event.get("done"):
-            sample.text, sample.done = str(event.get("text", "")), True
-            sample.tokens, sample.stopped = event.get("tokens"), event.get("stopped")
-        elif "token" in event:
-            sample.text += str(event["token"])
-            return i
-        return None
-
-    def has_samples(self, variants: list[str]) -> bool:
-        return any(s.done for v in variants for s in self.samples.get(v, []))
-
-
-# --------------------------------------------------------------------------- the result's shape, the held-out prompts
-
-
-SAMPLE_FIELDS = ("seed", "text", "tokens", "stopped")
-# compare.json names the protocol's sampling settings alike, but for the sample count.
-SAVED_NAMES = {"n": "samples"}
-
-
-def prompt_item(record: dict[str, Any], samples: dict[str, list[dict[str, Any]]], variants: list[str]) -> dict[str, Any]:
-    """One prompt of a compare result: the record, the author's continuation, each side's samples."""
-    return {
-        "id": record.get("id"), "instruction": record.get("instruction"), "prompt": record.get("input"),
-        "reference": record.get("output"),
-        "samples": {v: [{k: sample.get(k) for k in SAMPLE_FIELDS} for sample in samples.get(v, [])] for v in variants},
-    }
-
-
-def build_result(*, run_name: str, ready: dict[str, Any] | None, settings: dict[str, Any], variants: list[str],
-                 items: list[dict[str, Any]], style: dict[str, Any], losses: dict[str, Any],
-                 config: dict[str, Any]) -> dict[str, Any]:
-    """The compare result: what compare.json holds and compare.html renders. ``settings``: the sampling settings used."""
-    return {
-        "run": run_name, "created": time.strftime("%Y-%m-%d %H:%M"), "model": (ready or {}).get("model"),
-        "device": (ready or {}).get("device"),
-        "settings": {SAVED_NAMES.get(key, key): settings[key] for key in SAMPLING_KEYS},
-        "variants": variants, "prompts": items, "style": style, "eval_loss": losses, "config": config,
-    }
-
-
-class SavedResultError(ValueError):
-    """A saved compare result (compare.json) that cannot be shown: the message says what is wrong in it."""
-
-
-def settings_of(result: dict[str, Any]) -> dict[str, Any]:
-    """The sampling settings a compare result was made with, as the session names them; raises KeyError."""
-    saved = result["settings"]
-    # A setting added since the file was written (repetition_penalty) had its neutral default then.
-    older = {"repetition_penalty": 1.0}
-    return {key: type(default)(saved[SAVED_NAMES.get(key, key)] if key not in older else saved.get(key, older[key]))
-            for key, default in SAMPLING_DEFAULTS.items()}
-
-
-def saved_item(prompt: dict[str, Any], label: str, settings: dict[str, Any], variants: list[str]) -> Item:
-    """One prompt of a compare result as a finished item; raises KeyError, TypeError or ValueError on a bad shape."""
-    record = {"id": prompt.get("id"), "instruction": prompt.get("instruction"), "input": str(prompt["prompt"]),
-              "output": prompt.get("reference")}
-    samples = {v: [Sample(seed=int(s["seed"]), text=str(s["text"]), done=True, tokens=s.get("tokens"),
-                          stopped=s.get("stopped")) for s in prompt["samples"].get(v, [])] for v in variants}
-    return Item(record, label, dict(settings), samples, finished=True, saved=True)
-
-
-def saved_style(style: Any) -> dict[str, Any] | None:
-    """A saved style report, with the parts the score table reads made safe to read (None for none)."""
-    if not isinstance(style, dict) or not style:
-        return None
-    author, variants = style.get("author"), style.get("variants")
-    return {**style, "reading": str(style.get("reading") or ""), "author": author if isinstance(author, dict) else {},
-            "variants": {v: s for v, s in variants.items() if isinstance(s, dict)} if isinstance(variants, dict) else {}}
 
 
 def eval_split(run: Run) -> Path:
@@ -205,6 +86,8 @@ class CompareSession:
         self.losses: dict[str, dict[str, Any]] = {}
         self.loss_note = ""
         self.loss_requested = False
+        self.general_path: Path | None = None  # the forgetting check's text: None for the built-in sample
+        self.general_losses: dict[str, dict[str, Any]] = {}
         self.style: dict[str, Any] | None = None
         self.style_note = STYLE_WAITING
         self.saved: dict[str, Any] | None = None  # created, model, device of the compare.json shown, if one is
@@ -238,6 +121,10 @@ class CompareSession:
         session.set_style(saved_style(style), "" if saved_style(style) else "no style scores saved")
         session.losses = {v: loss for v, loss in losses.items() if isinstance(loss, dict)} if isinstance(losses, dict) else {}
         session.loss_requested = bool(session.losses)  # the saved losses stand: they do not depend on sampling
+        general = result.get("general_loss")
+        session.general_losses = {v: loss for v, loss in general.items() if isinstance(loss, dict)} if isinstance(general, dict) else {}
+        source = (result.get("forgetting") or {}).get("source") if isinstance(result.get("forgetting"), dict) else None
+        session.general_path = Path(source) if isinstance(source, str) and source != source_name(None) else None
         return session
 
     @classmethod
@@ -298,9 +185,11 @@ class CompareSession:
         return item.finished
 
     def take_losses(self, events: list[dict[str, Any]]) -> list[str]:
-        """Apply ``eval_loss`` lines; the errors among them."""
-        self.losses.update(losses_by_variant(events))
-        errors = [f"Held-out loss failed: {e['error']}" for e in events if "error" in e]
+        """Apply ``eval_loss`` lines (the author's held-out text, or the general text's); the errors among them."""
+        general = [e for e in events if e.get("split") == GENERAL_SPLIT]
+        self.general_losses.update(losses_by_variant(general))
+        self.losses.update(losses_by_variant(e for e in events if e.get("split") != GENERAL_SPLIT))
+        errors = [f"{'General-text' if e in general else 'Held-out'} loss failed: {e['error']}" for e in events if "error" in e]
         if errors:
             self.loss_note = errors[-1]
         return errors
@@ -349,9 +238,19 @@ class CompareSession:
         self.style = report
         self.style_note = error or ("" if self.records else "no held-out passages of the author to score against")
 
+    def loss_requests(self) -> list[dict[str, Any]]:
+        """The ``eval_loss`` requests a finished comparison makes: the author's held-out text, then the general
+        text (plain text, every token) for the forgetting check; raises ``GeneralTextError`` on a bad file."""
+        return [{"variants": self.variants},
+                {"variants": self.variants, "records": general_records(self.general_path), "data_format": "raw_text",
+                 "split": GENERAL_SPLIT}]
+
+    def forgetting(self) -> dict[str, Any] | None:
+        return forgetting_report(self.general_losses, self.losses, BASE, source_name(self.general_path))
+
     def score_rows(self) -> list[tuple[str, str, str, str, str, str, str]]:
         """The score table: side, Delta, words per sentence, MATTR, share of looping samples, held-out loss and
-        perplexity (the author row first)."""
+        general-text loss (the author row first)."""
         style = self.style or {}
         author = style.get("author", {})
         rows = [("author", "0", fixed(author.get("mean_sentence_length"), 1), fixed(author.get("mattr")), "", "", "")] if style else []
@@ -361,7 +260,7 @@ class CompareSession:
             loops = scores.get("loop_share")
             rows.append((name, fixed(scores.get("delta")), fixed(scores.get("mean_sentence_length"), 1), fixed(scores.get("mattr")),
                          f"{loops:.0%}" if isinstance(loops, (int, float)) else "-",
-                         fixed(loss.get("eval_loss")), fixed(loss.get("perplexity"), 2)))
+                         fixed(loss.get("eval_loss")), fixed(self.general_losses.get(name, {}).get("eval_loss"))))
         return rows
 
     def status_line(self, activity: str) -> str:
@@ -396,5 +295,8 @@ class CompareSession:
             run_name=", ".join(v for v in variants if v != BASE), ready=self.ready or self.saved, settings=used, variants=variants,
             items=[prompt_item(item.record, done[id(item)], variants) for item in items], style=report,
             losses={v: {k: loss.get(k) for k in LOSS_FIELDS} for v, loss in self.losses.items() if v in variants},
+            general={v: {k: loss.get(k) for k in LOSS_FIELDS} for v, loss in self.general_losses.items() if v in variants},
+            forgetting=forgetting_report({v: x for v, x in self.general_losses.items() if v in variants}, self.losses, BASE,
+                                         source_name(self.general_path)),
             config=config,
         )

@@ -116,8 +116,9 @@ class GenerationClient:
                             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                             repetition_penalty=repetition_penalty)
 
-    def eval_loss(self, *, variants: list[str] | None = None, limit: int | None = None, records: list[dict] | None = None) -> str:
-        return self.request("eval_loss", variants=variants, limit=limit, records=records)
+    def eval_loss(self, *, variants: list[str] | None = None, limit: int | None = None, records: list[dict] | None = None,
+                  data_format: str | None = None, split: str | None = None) -> str:
+        return self.request("eval_loss", variants=variants, limit=limit, records=records, data_format=data_format, split=split)
 
     def cancel(self, rid: str) -> None:
         self.send({"op": "cancel", "id": rid})

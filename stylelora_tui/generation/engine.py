@@ -17,7 +17,7 @@ from typing import Any, Callable
 from stylelora_tui.generation.protocol import BASE, GenerationError, sampling_from
 from stylelora_tui.generation.run_adapters import RunAdapter
 from stylelora_tui.generation.sampling import BatchStreamer, SeededSampler, until_end
-from stylelora_tui.prompting import DEFAULT_INSTRUCTION, read_jsonl, record_format, render_prompt, tokenize_records
+from stylelora_tui.prompting import DATA_FORMATS, DEFAULT_INSTRUCTION, read_jsonl, record_format, render_prompt, tokenize_records
 from stylelora_tui.training.backends import cpu_bf16_supported, device_description, four_bit_config
 
 
@@ -194,7 +194,16 @@ class Engine:
         if request.get("limit"):
             records = records[: int(request["limit"])]
         max_len = int(self.adapters[0].cfg["model"]["max_seq_length"])
-        rows = tokenize_records(self.tokenizer, records, max_len, self.data_format).rows
+        data_format = request.get("data_format") or self.data_format
+        if data_format not in DATA_FORMATS:
+            raise GenerationError(f"unknown data_format {data_format!r}; use {' or '.join(DATA_FORMATS)}")
+        if data_format == "raw_text":  # plain text: a long passage is scored in max_seq_length windows, not cut short
+            rows = [{key: row[key][start : start + max_len] for key in row}
+                    for row in tokenize_records(self.tokenizer, records, 10**9, data_format).rows
+                    for start in range(0, len(row["input_ids"]), max_len)]
+        else:
+            rows = tokenize_records(self.tokenizer, records, max_len, data_format).rows
+        tag = {"split": str(request["split"])} if request.get("split") else {}
         if not rows:
             raise GenerationError("no held-out record to score")
         for name in variants:
@@ -210,6 +219,6 @@ class Engine:
                     total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum").item()
                     tokens += int((labels != -100).sum())
             loss = total / tokens if tokens else None
-            emit({"id": request.get("id"), "variant": name, "eval_loss": loss,
+            emit({"id": request.get("id"), **tag, "variant": name, "eval_loss": loss,
                   "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
                   "tokens": int(tokens), "records": len(rows)})

@@ -27,9 +27,13 @@ stdout (nothing else is ever written there: library chatter goes to stderr).
   [SeededSampler([seed], temperature, top_p)])`` on the same rendered prompt
   (for "base": the base model without the adapter).
 - ``EvalLossRequest``: ``{"id", "op": "eval_loss", "variants", "limit"?,
-  "records"?}``: held-out loss on the run's eval.jsonl (or the given records),
-  on the tokens training learns from (the continuation; every token for a
-  ``raw_text`` run); one ``EvalLossLine`` per variant.
+  "records"?, "data_format"?, "split"?}``: held-out loss on the run's
+  eval.jsonl (or the given records), on the tokens training learns from (the
+  continuation; every token for a ``raw_text`` run, or when ``data_format``
+  is "raw_text": the forgetting check's general text); one ``EvalLossLine``
+  per variant, carrying the request's ``split`` tag when it has one. Plain
+  text longer than the run's max_seq_length is scored in windows of that
+  length (each window's first token has no context and is not scored).
   The loss is the token-weighted mean NLL.
 - ``{"op": "cancel", "id"}``: stops that request (now, or when it is reached).
 - ``{"op": "shutdown"}``: cancel everything and exit 0. At the end of stdin the
@@ -105,6 +109,8 @@ class EvalLossRequest(TypedDict, total=False):
     variants: list[str]
     limit: int
     records: list[dict[str, Any]]
+    data_format: str  # "instruction" or "raw_text"; default: the runs' own
+    split: str  # echoed in every line ("general": the forgetting check)
 
 
 def generate_fields(record: dict[str, Any], settings: dict[str, Any], variants: list[str]) -> dict[str, Any]:
@@ -156,6 +162,7 @@ class EvalLossLine(TypedDict):
     perplexity: float | None
     tokens: int
     records: int
+    # and ``split``, the request's tag, when it had one
 
 
 class ErrorLine(TypedDict):
