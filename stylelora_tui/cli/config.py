@@ -122,4 +122,33 @@ def print_cost(cfg: dict, workspace: Path) -> None:
         print(f"Time and cost: not estimated: the shape of {cfg['model']['name']!r} is unknown "
               "(no local config.json, not in the built-in table)")
         return
-    print("\n".join(cost.table_lines(table)))
+    print("\n".join(table_lines(table)))
+
+
+def table_lines(table) -> list[str]:
+    """A ``cost.CostTable`` as text."""
+    import textwrap
+
+    from stylelora_tui.training.cards import TIGHT_SHARE
+    from stylelora_tui.training.cost import MARKS, format_duration, format_money, settings_path
+
+    work = table.workload
+    steps = f"{work.steps} steps" if work.steps else "steps unknown (epochs over a corpus that is not there)"
+    lines = [
+        f"Time and cost: {steps} of {work.tokens_per_step:,} tokens; {work.note}; method overhead x{table.overhead:g}",
+        f"  {'GPU':<11} {'memory':>7} {'fits':<9} {'tokens/s':>9} {'time':>6} {'$/h':>6} {'cost':>7}",
+    ]
+    for row in table.rows:
+        fits = MARKS[row.verdict] + (" +ckpt" if row.checkpointing and row.runs else "")
+        price = f"{row.gpu.price_per_hour:.2f}" if row.gpu.price_per_hour else "-"
+        shown = row.runs
+        lines.append(
+            f"  {row.gpu.name:<11} {row.gpu.memory_gib:>5.0f}GB {fits:<9} {row.tokens_per_s:>9,.0f} "
+            f"{format_duration(row.seconds) if shown else '-':>6} {price:>6} {format_money(row.cost) if shown else '-':>7}"
+        )
+    if table.max_minutes and any(r.seconds and r.seconds > table.max_minutes * 60 and r.runs for r in table.rows):
+        lines.append(f"  train.max_minutes ({table.max_minutes:g}) ends a run first where the time is longer")
+    lines.append(f"  +ckpt: gradient checkpointing on there; tight: over {TIGHT_SHARE:.0%} of the card's memory")
+    lines += textwrap.wrap(table.prices_note, 100, initial_indent="  ", subsequent_indent="    ")
+    lines.append(f"  override prices: [gpu_prices] in {settings_path()}; the model: docs/cost.md")
+    return lines

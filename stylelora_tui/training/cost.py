@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from stylelora_tui.training.cards import TIGHT_SHARE, Card, verdicts
+from stylelora_tui.training.cards import Card, verdicts
 from stylelora_tui.training.estimate import GiB, estimate_for_config, lora_parameters
 from stylelora_tui.training.model_shapes import PROJECTIONS, ModelShape
 
@@ -84,6 +84,18 @@ def gpu_types(prices: dict[str, float] | None = None, path: Path = GPU_TABLE) ->
         if _key(g.name) in wanted else g
         for g in gpus
     ]
+
+
+def gpu_for_device(device_name: str, gpus: Iterable[GpuType] | None = None) -> GpuType | None:
+    """The table's row for a CUDA device name (``torch.cuda.get_device_name()``), e.g. "NVIDIA A100-SXM4-80GB"."""
+    import re
+
+    name = str(device_name).lower()
+    for gpu in gpus if gpus is not None else gpu_types():
+        words = gpu.name.lower().split()
+        if all(re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", name) for word in words):
+            return gpu
+    return None
 
 
 def prices_note(path: Path = GPU_TABLE) -> str:
@@ -380,29 +392,3 @@ def format_money(dollars: float | None) -> str:
 
 
 MARKS = {"fits": "ok", "tight": "tight", "won't fit": "no", "no bf16": "no bf16"}
-
-
-def table_lines(table: CostTable) -> list[str]:
-    """The table as text (``config check`` prints it)."""
-    work = table.workload
-    steps = f"{work.steps} steps" if work.steps else "steps unknown (epochs over a corpus that is not there)"
-    lines = [
-        f"Time and cost: {steps} of {work.tokens_per_step:,} tokens; {work.note}; method overhead x{table.overhead:g}",
-        f"  {'GPU':<11} {'memory':>7} {'fits':<9} {'tokens/s':>9} {'time':>6} {'$/h':>6} {'cost':>7}",
-    ]
-    for row in table.rows:
-        fits = MARKS[row.verdict] + (" +ckpt" if row.checkpointing and row.runs else "")
-        price = f"{row.gpu.price_per_hour:.2f}" if row.gpu.price_per_hour else "-"
-        shown = row.runs
-        lines.append(
-            f"  {row.gpu.name:<11} {row.gpu.memory_gib:>5.0f}GB {fits:<9} {row.tokens_per_s:>9,.0f} "
-            f"{format_duration(row.seconds) if shown else '-':>6} {price:>6} {format_money(row.cost) if shown else '-':>7}"
-        )
-    if table.max_minutes and any(r.seconds and r.seconds > table.max_minutes * 60 and r.runs for r in table.rows):
-        lines.append(f"  train.max_minutes ({table.max_minutes:g}) ends a run first where the time is longer")
-    lines.append(f"  +ckpt: gradient checkpointing on there; tight: over {TIGHT_SHARE:.0%} of the card's memory")
-    import textwrap
-
-    lines += textwrap.wrap(table.prices_note, 100, initial_indent="  ", subsequent_indent="    ")
-    lines.append(f"  override prices: [gpu_prices] in {settings_path()}; the model: docs/cost.md")
-    return lines
