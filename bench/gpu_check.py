@@ -2,6 +2,7 @@
 
     python bench/gpu_check.py [--json gpu-check.json] [--steps 20]
     python bench/gpu_check.py --reduced          # the same checks on a tiny model, on this CPU (the tests run it)
+    python bench/gpu_check.py --cpu --only demo  # the demo run on this CPU: its tokens/s vs the time model
 
 Nothing is downloaded. On a CUDA GPU (about 5-8 minutes on an H100/H200):
 
@@ -76,8 +77,8 @@ def newest_run(workspace: Path) -> Any:
     return max(runs, key=lambda r: r.path.stat().st_mtime) if runs else None
 
 
-def device_row(reduced: bool) -> tuple[str, Any]:
-    """(device name, the cost table's row for it or None)."""
+def device_row() -> tuple[str, Any]:
+    """(device name, the cost table's row for it or None; the CPU row is the 2-core dev box's)."""
     import torch
 
     from stylelora_tui.training import cost
@@ -244,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=["qlora", "demo"], default=["qlora", "demo"],
                         help="qlora: the 3B-shape runs; demo: demo run, compare, merge")
     parser.add_argument("--backends", nargs="+", choices=["unsloth", "peft"], default=["unsloth", "peft"])
+    parser.add_argument("--cpu", action="store_true",
+                        help="the full checks on this CPU anyway (with --only demo: the demo's measured time vs the model)")
     args = parser.parse_args(argv)
     import torch
 
-    if not torch.cuda.is_available() and not args.reduced:
+    if not torch.cuda.is_available() and not (args.reduced or args.cpu):
         print("bench/gpu_check.py: no CUDA GPU here; nothing to measure (run it on a GPU box; --reduced runs "
               "the same checks on a tiny model here).")
         return 0
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     from stylelora_tui.training.model_shapes import BUILTIN_SHAPES
 
     steps = args.steps or (4 if args.reduced else 20)
-    device, gpu = device_row(args.reduced)
+    device, gpu = device_row()
     report: dict[str, Any] = {"device": device, "table_row": gpu.name if gpu else None, "reduced": args.reduced,
                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "checks": {}}
     with tempfile.TemporaryDirectory(prefix="stylelora-gpu-check-") as tmp:
