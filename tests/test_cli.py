@@ -107,7 +107,10 @@ def test_config_check_is_quiet_and_0_on_a_clean_config(tmp_path):
     assert run_cli("config", "new", "demo-run", "--preset", "cpu-demo", "-w", str(tmp_path), cwd=tmp_path).returncode == 0
     result = run_cli("config", "check", "configs/demo-run.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("configs/demo-run.yaml: ok: model demo") and len(result.stdout.splitlines()) == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("configs/demo-run.yaml: ok: model demo")
+    assert all(not line.startswith("configs/") for line in lines[1:])  # no problem lines: the rest is the time table
+    assert lines[1].startswith("Time and cost: 240 steps")
     broken = tmp_path / "broken.yaml"
     broken.write_text("model: [unclosed\n")
     result = run_cli("config", "check", str(broken), cwd=tmp_path)
