@@ -78,7 +78,8 @@ class CostPanel(Vertical):
     def summary(self) -> str:
         work = self.table.workload
         steps = f"{work.steps} steps" if work.steps else "steps unknown (no corpus)"
-        return f"{steps} x {work.tokens_per_step:,} tokens; *: grad. ckpt on; $/h: [gpu_prices] in {settings_path().name}"
+        cards = f"; {self.table.gpus} cards each (DDP)" if self.table.gpus > 1 else ""
+        return f"{steps} x {work.tokens_per_step:,} tokens{cards}; *: grad. ckpt on; $/h: [gpu_prices] in {settings_path().name}"
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.has_focus:

@@ -71,6 +71,13 @@ def test_time_and_cost_from_the_config_by_hand(tmp_path: Path) -> None:
     assert row.seconds == pytest.approx(6_000 * 524_288 / 5e8)  # 6.29 s
     assert row.cost == pytest.approx(row.seconds / 3600 * 3.6)
     assert row.tokens_per_s == pytest.approx(5e8 / 524_288)
+    # train.gpus: DDP over N cards of the type shares the tokens out, and N cards are paid for.
+    cfg["train"]["gpus"] = 2
+    ddp = cost.cost_table(cfg, tmp_path, gpus=[gpu()]).rows[0]
+    assert ddp.seconds == pytest.approx(row.seconds / (2 * cost.DDP_EFFICIENCY))
+    assert ddp.cost == pytest.approx(ddp.seconds / 3600 * 3.6 * 2) and ddp.memory_bytes == row.memory_bytes
+    cfg["train"]["gpus"] = 0  # every visible GPU: unknown before the launch, so one
+    assert cost.cost_table(cfg, tmp_path, gpus=[gpu()]).rows[0].seconds == pytest.approx(row.seconds)
     # QLoRA's dequantization and DoRA are the method's overhead.
     cfg["model"]["load_in_4bit"], cfg["lora"]["use_dora"] = True, True
     slower = cost.cost_table(cfg, tmp_path, gpus=[gpu()]).rows[0]

@@ -135,7 +135,8 @@ def table_lines(table) -> list[str]:
     work = table.workload
     steps = f"{work.steps} steps" if work.steps else "steps unknown (epochs over a corpus that is not there)"
     lines = [
-        f"Time and cost: {steps} of {work.tokens_per_step:,} tokens; {work.note}; method overhead x{table.overhead:g}",
+        f"Time and cost: {steps} of {work.tokens_per_step:,} tokens; {work.note}; method overhead x{table.overhead:g}"
+        + (f"; {table.gpus} cards of each type (DDP)" if table.gpus > 1 else ""),
         f"  {'GPU':<11} {'memory':>7} {'fits':<9} {'tokens/s':>9} {'time':>6} {'$/h':>6} {'cost':>7}",
     ]
     for row in table.rows:

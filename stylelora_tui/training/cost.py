@@ -36,6 +36,8 @@ GPU_TABLE = Path(__file__).resolve().parent.parent / "data" / "gpus.toml"
 QLORA_OVERHEAD = 1.4
 #: DoRA recomputes the weight norm of every adapted matrix each step (assumed; PEFT documents it as slower).
 DORA_OVERHEAD = 1.3
+#: Share of N cards' throughput that DDP keeps (gradient all-reduce of a LoRA is small; assumed).
+DDP_EFFICIENCY = 0.9
 #: A batch of unpacked records is padded to its longest: without packing and with more than one
 #: record a micro-batch, a sequence costs the corpus's 90th-percentile record, not its mean.
 PADDED_QUANTILE = "p90"
@@ -311,6 +313,7 @@ class CostTable:
     overhead: float
     max_minutes: float
     prices_note: str
+    gpus: int = 1  # train.gpus: cards per run (time and cost are for all of them)
 
 
 def method_overhead(config: dict) -> float:
@@ -343,6 +346,9 @@ def cost_table(config: dict, workspace: Path | None = None, *, search_dirs: Iter
     targets = list(PROJECTIONS) if targets == "all-linear" else targets
     overhead = method_overhead(config)
     setting = train.get("gradient_checkpointing", "auto")
+    # train.gpus > 1: DDP, a whole model per card (same memory), the tokens shared out, N cards paid for.
+    processes = max(int(train.get("gpus") or 1), 1)
+    speed_up = processes * DDP_EFFICIENCY if processes > 1 else 1.0
     rows = []
     for gpu in gpus if gpus is not None else gpu_types(prices):
         card = gpu.card
@@ -358,11 +364,12 @@ def cost_table(config: dict, workspace: Path | None = None, *, search_dirs: Iter
                                 gradient_checkpointing=checkpointing)
         fp32 = train.get("bf16") is False and train.get("fp16") is not True and gpu.fp32_tflops
         peak = (gpu.fp32_tflops if fp32 else gpu.peak_tflops) * 1e12
-        tokens_per_s = peak * gpu.utilization / (flops.total * overhead)
+        tokens_per_s = peak * gpu.utilization / (flops.total * overhead) * (speed_up if not gpu.fp32_tflops else 1.0)
         seconds = None if work.tokens is None else work.tokens / tokens_per_s
-        cost = None if seconds is None or not gpu.price_per_hour else seconds / 3600 * gpu.price_per_hour
+        cards = processes if not gpu.fp32_tflops else 1  # the CPU row is one machine
+        cost = None if seconds is None or not gpu.price_per_hour else seconds / 3600 * gpu.price_per_hour * cards
         rows.append(CardCost(gpu, verdict, memory.total, checkpointing, tokens_per_s, seconds, cost))
-    return CostTable(rows, work, overhead, float(train.get("max_minutes") or 0.0), prices_note())
+    return CostTable(rows, work, overhead, float(train.get("max_minutes") or 0.0), prices_note(), processes)
 
 
 # --------------------------------------------------------------------------- text
