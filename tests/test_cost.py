@@ -71,11 +71,14 @@ def test_time_and_cost_from_the_config_by_hand(tmp_path: Path) -> None:
     assert row.seconds == pytest.approx(6_000 * 524_288 / 5e8)  # 6.29 s
     assert row.cost == pytest.approx(row.seconds / 3600 * 3.6)
     assert row.tokens_per_s == pytest.approx(5e8 / 524_288)
-    # train.gpus: DDP over N cards of the type shares the tokens out, and N cards are paid for.
+    # train.gpus: DDP over N cards of the type; each runs its own micro-batches, so max_steps hold N times the
+    # tokens at N times the speed (less the all-reduce), and N cards are paid for.
     cfg["train"]["gpus"] = 2
-    ddp = cost.cost_table(cfg, tmp_path, gpus=[gpu()]).rows[0]
-    assert ddp.seconds == pytest.approx(row.seconds / (2 * cost.DDP_EFFICIENCY))
-    assert ddp.cost == pytest.approx(ddp.seconds / 3600 * 3.6 * 2) and ddp.memory_bytes == row.memory_bytes
+    ddp = cost.cost_table(cfg, tmp_path, gpus=[gpu()])
+    assert ddp.workload.tokens_per_step == 2 * 600
+    assert ddp.rows[0].seconds == pytest.approx(row.seconds / cost.DDP_EFFICIENCY)
+    assert ddp.rows[0].cost == pytest.approx(ddp.rows[0].seconds / 3600 * 3.6 * 2)
+    assert ddp.rows[0].memory_bytes == row.memory_bytes
     cfg["train"]["gpus"] = 0  # every visible GPU: unknown before the launch, so one
     assert cost.cost_table(cfg, tmp_path, gpus=[gpu()]).rows[0].seconds == pytest.approx(row.seconds)
     # QLoRA's dequantization and DoRA are the method's overhead.
@@ -97,6 +100,9 @@ def test_steps_from_epochs_over_the_corpus_and_tokens_from_its_records(tmp_path:
     words = sum(len(record[k].split()) for k in ("instruction", "input", "output"))
     assert 0.5 * words * 1.3 < stats.mean_tokens < 2 * words * 1.3 + 16
     assert work.tokens_per_step == 4 * round(stats.mean_tokens) and "mean record" in work.note
+    cfg["train"]["gpus"] = 2  # DDP: two processes share each epoch's records
+    ddp = cost.workload(cfg, tmp_path)
+    assert ddp.steps == 2 * 3 and ddp.tokens == work.tokens
 
 
 def test_fits_flips_with_the_cards_memory_and_auto_checkpointing_is_decided_per_card(tmp_path: Path) -> None:

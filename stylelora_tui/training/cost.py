@@ -252,6 +252,7 @@ class Workload:
     steps: int | None  # None: counted in epochs over a corpus that is not there
     context: int  # tokens of one sequence, for attention
     note: str  # where the tokens per sequence come from
+    gpus: int = 1  # train.gpus > 1: DDP processes, each with its own micro-batches
 
     @property
     def tokens(self) -> int | None:
@@ -266,6 +267,9 @@ def workload(config: dict, workspace: Path | None = None) -> Workload:
     seq = int(model["max_seq_length"])
     batch, accumulation = int(train["per_device_train_batch_size"]), int(train["gradient_accumulation_steps"])
     packing = bool(train.get("packing"))
+    # train.gpus > 1: DDP, each process trains its own micro-batches, so a step holds N times the tokens.
+    # 0 (every visible GPU) is unknown before the launch: one.
+    processes = max(int(train.get("gpus") or 1), 1)
     stats = None
     if data.get("corpus"):
         from stylelora_tui.config import resolve_path
@@ -283,9 +287,9 @@ def workload(config: dict, workspace: Path | None = None) -> Workload:
     steps = int(train["max_steps"]) if train.get("max_steps", -1) > 0 else None
     if steps is None and stats is not None:
         sequences = stats.records if not packing else math.ceil(stats.records * stats.mean_tokens / seq)
-        steps = steps_for(sequences, per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                          num_train_epochs=float(train["num_train_epochs"]))
-    return Workload(batch * accumulation * per_sequence, steps, per_sequence, note)
+        steps = steps_for(sequences, per_device_train_batch_size=batch * processes,
+                          gradient_accumulation_steps=accumulation, num_train_epochs=float(train["num_train_epochs"]))
+    return Workload(processes * batch * accumulation * per_sequence, steps, per_sequence, note, processes)
 
 
 # --------------------------------------------------------------------------- per card
@@ -346,8 +350,8 @@ def cost_table(config: dict, workspace: Path | None = None, *, search_dirs: Iter
     targets = list(PROJECTIONS) if targets == "all-linear" else targets
     overhead = method_overhead(config)
     setting = train.get("gradient_checkpointing", "auto")
-    # train.gpus > 1: DDP, a whole model per card (same memory), the tokens shared out, N cards paid for.
-    processes = max(int(train.get("gpus") or 1), 1)
+    # DDP: a whole model per card (the same memory), N cards' throughput less the all-reduce, N cards paid for.
+    processes = work.gpus
     speed_up = processes * DDP_EFFICIENCY if processes > 1 else 1.0
     rows = []
     for gpu in gpus if gpus is not None else gpu_types(prices):
