@@ -36,7 +36,7 @@ class CostPanel(Vertical):
     DEFAULT_CSS = """
     CostPanel { height: auto; }
     CostPanel > DataTable { height: auto; max-height: 9; scrollbar-size-vertical: 1; }
-    CostPanel > #cost-detail { height: auto; max-height: 3; color: $text-muted; }
+    CostPanel > #cost-detail { height: auto; max-height: 4; color: $text-muted; }
     """
 
     plain = ""
@@ -97,12 +97,12 @@ class CostPanel(Vertical):
         if self.table is None or isinstance(self.table, Exception) or not 0 <= index < len(self.table.rows):
             return self.plain
         row = self.table.rows[index]
-        price = f"${row.gpu.price_per_hour:.2f}/h ({row.gpu.price_source})" if row.gpu.price_per_hour else "no price"
+        price = f"${row.gpu.price_per_hour:.2f}/h: {row.gpu.price_source}" if row.gpu.price_per_hour else "no price"
         from stylelora_tui.training.estimate import format_bytes
 
         ckpt = " with grad. ckpt" if row.checkpointing else ""
-        return (f"{row.gpu.name}: {format_bytes(row.memory_bytes)}{ckpt} of {row.gpu.memory_gib:g} GB, {row.verdict}; "
-                f"~{row.tokens_per_s:,.0f} tokens/s; {price}")
+        return (f"{row.gpu.name}: {format_bytes(row.memory_bytes)}{ckpt} of {row.gpu.memory_gib:g} GB ({row.verdict}), "
+                f"~{row.tokens_per_s:,.0f} tokens/s, {price}")
 
     def _detail(self, text: str) -> None:
         self.query_one("#cost-detail", Static).update(text)

@@ -220,7 +220,7 @@ async def test_the_panel_shows_time_and_cost_per_card_at_80x24_and_follows_the_f
         assert app.focused is grid
         await pilot.press("down", "down", "down")
         detail = str(app.screen.query_one("#cost-detail").render())
-        assert detail.startswith("A100 40GB:") and "$2.00/h (your settings.toml [gpu_prices])" in detail
+        assert detail.startswith("A100 40GB:") and "$2.00/h: your settings.toml [gpu_prices]" in detail
         field = app.screen.query_one("#f-train-max_steps")
         field.focus()
         field.value = "200"
