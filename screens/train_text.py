@@ -54,12 +54,31 @@ def stats_text(view: RunView) -> str:
     elapsed = (float(ended) if ended else time.time()) - float(started) if started else None
     eval_loss = view.eval_losses[-1] if view.eval_losses else None
     tokens = log.get("tokens_per_s")
+    world = start.get("world_size") or 1
+    device += f" x{world}" if world > 1 else ""
     return (
         f"loss {number(view.last_loss)} (best {number(view.best_loss)})  eval {number(eval_loss)}  "
         f"lr {number(log.get('learning_rate'), '.2e')}  grad {number(log.get('grad_norm'), '.3f')}  "
         f"{'-' if tokens is None else f'{tokens:,.0f}'} tok/s\n"
         f"mem {memory(log or view.end or start)}  elapsed {duration(elapsed)}  {device} / {backend}"
+        + (f"\n{gpus}" if (gpus := gpu_text(log)) else "")
     )
+
+
+def gpu_text(log: dict[str, Any]) -> str:
+    """Each GPU's utilisation and memory from the last log event (NVML, read by the trainer); "" without GPUs."""
+    from stylelora_tui.training.estimate import format_bytes
+
+    gpus = log.get("gpus")
+    if not isinstance(gpus, list) or not gpus:
+        return ""
+    parts = []
+    for gpu in gpus:
+        try:
+            parts.append(f"{gpu['index']}: {int(gpu['utilization'])}% {format_bytes(gpu['memory_used'])}")
+        except (KeyError, TypeError, ValueError):
+            continue  # an odd figure is left out, the others shown
+    return ("GPU " + "  ".join(parts)) if parts else ""
 
 
 def style_series(view: RunView, last: int = 4) -> str:

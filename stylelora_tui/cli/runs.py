@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--resume", metavar="RUN", help="continue RUN from its newest checkpoint")
         parser.add_argument("--detach", action="store_true", help="print the run directory and return at once")
         parser.add_argument("--name", help="run name (default: time stamp and config name)")
+        parser.add_argument("--gpus", type=int, metavar="N", default=None,
+                            help="training processes, one per GPU, through accelerate DDP (default: the config's train.gpus; "
+                                 "0: every visible GPU)")
+        parser.add_argument("--config-file", type=Path, metavar="FILE", default=None,
+                            help="accelerate config for several machines (passed to accelerate launch as --config_file)")
     elif name in ("attach", "stop"):
         parser.add_argument("run", help="run name, unique name prefix, or run directory")
         if name == "stop":
@@ -58,6 +63,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config:
             raise RunError("give either a CONFIG for a new run or --resume RUN, not both")
+        if args.gpus is not None or args.config_file is not None:
+            raise RunError("a run resumes with the processes it started with (train.gpus in its config.yaml): "
+                           "drop --gpus and --config-file")
         the_run = workspace.find_run(args.resume)
         resume_run(the_run)
         verb = "resumed"
@@ -65,6 +73,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.config:
             raise RunError("give a run CONFIG (YAML), or --resume RUN")
         cfg = config_mod.load(args.config, workspace=workspace.root)
+        if args.gpus is not None:
+            if args.gpus < 0:
+                raise RunError(f"--gpus {args.gpus}: give 0 (every visible GPU) or a number of processes")
+            cfg["train"]["gpus"] = args.gpus
+        if args.config_file is not None:
+            if not args.config_file.is_file():
+                raise RunError(f"--config-file {args.config_file}: no such file (write one with `accelerate config`)")
+            cfg["train"]["accelerate_config"] = str(args.config_file.resolve())
         the_run, _ = start_run(workspace, cfg, config_path=args.config, name=args.name)
         verb = "started"
     if args.detach:

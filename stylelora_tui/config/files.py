@@ -156,6 +156,8 @@ def resolve(config: Mapping[str, Mapping[str, Any]], workspace: Path) -> dict[st
     resolved = copy.deepcopy(dict(config))
     resolved = {k: dict(v) for k, v in resolved.items()}
     resolved["data"]["corpus"] = str(resolve_path(resolved["data"]["corpus"], workspace).resolve())
+    if resolved.get("train", {}).get("accelerate_config"):
+        resolved["train"]["accelerate_config"] = str(resolve_path(resolved["train"]["accelerate_config"], workspace).resolve())
     name = resolved["model"]["name"]
     if name != DEMO_MODEL:
         candidate = resolve_path(name, workspace)

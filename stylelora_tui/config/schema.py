@@ -90,6 +90,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
             "bool_or_auto", "auto",
             "bfloat16 base weights and autocast (auto: wherever the GPU or CPU supports it; false: float32/float16)",
         ),
+        "gpus": Field(
+            "int", 0,
+            "training processes, one per GPU, through accelerate (DDP) (0: every visible GPU, one process on a CPU)",
+            minimum=0, maximum=4096,
+        ),
+        "accelerate_config": Field(
+            "str", "", "accelerate config file for a launch over several machines (passed as --config_file; empty: none)"
+        ),
         "packing": Field("bool", False, "join records and cut them into max_seq_length blocks: no padding, nothing cut off"),
         "seed": Field("int", 3407, "random seed (the lab's)", minimum=0),
         "sample_steps": Field(

@@ -224,6 +224,10 @@ def validate(
         error = _check_corpus(result["data"]["corpus"], workspace)
         if error:
             problem("data.corpus", error)
+        accelerate_config = result["train"].get("accelerate_config")
+        if accelerate_config and not resolve_path(accelerate_config, workspace).is_file():
+            problem("train.accelerate_config", f"no such file: {resolve_path(accelerate_config, workspace)} "
+                    "(write one with `accelerate config`, or leave it empty for one machine)")
     return result, problems
 
 

@@ -32,8 +32,12 @@ class Loaded:
     total: int
 
 
-def choose_backend(requested: str) -> tuple[str, str | None]:
-    """(backend, note). ``auto`` is Unsloth when it is installed, else plain PEFT."""
+def choose_backend(requested: str, processes: int = 1) -> tuple[str, str | None]:
+    """(backend, note). ``auto`` is Unsloth when it is installed, else plain PEFT; several processes use PEFT."""
+    if processes > 1 and requested != "peft":
+        from stylelora_tui.training.distributed import unsloth_note
+
+        return "peft", unsloth_note(processes)
     if requested != "auto":
         return requested, None
     if importlib.util.find_spec("unsloth") is None:
@@ -179,7 +183,8 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
             kwargs["quantization_config"] = four_bit_config(torch.bfloat16 if bf16 else torch.float32)
         dtype = torch.bfloat16 if bf16 else torch.float32
         if torch.cuda.is_available():
-            kwargs["device_map"] = {"": torch.cuda.current_device()}
+            # One GPU per DDP rank (accelerate sets LOCAL_RANK), else the current device.
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, **kwargs)
         if model_cfg["load_in_4bit"]:
@@ -238,6 +243,9 @@ def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16:
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        # DDP (train.gpus > 1): every LoRA weight gets a gradient at every step; searching for unused ones
+        # costs a graph walk per step and breaks with gradient checkpointing.
+        ddp_find_unused_parameters=False,
     )
     if backend == "unsloth":
         from trl import SFTConfig

@@ -14,6 +14,7 @@ from typing import Any
 from stylelora_tui.generation.protocol import SAMPLING_DEFAULTS
 from stylelora_tui.runs.events import EventWriter, clean_number
 from stylelora_tui.runs.run import Run
+from stylelora_tui.training.distributed import any_rank, rank
 
 
 def memory_figures() -> dict[str, Any]:
@@ -34,6 +35,31 @@ def memory_figures() -> dict[str, Any]:
         "memory_bytes": int(psutil.Process().memory_info().rss),
         "peak_memory_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
     }
+
+
+def gpu_figures() -> list[dict[str, Any]]:
+    """Utilisation and memory of every GPU on this machine (NVML, as nvidia-smi reads them); [] without one."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no NVIDIA driver, no library: no GPU figures
+        return []
+    figures = []
+    try:
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            figures.append({"index": index, "utilization": int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+                            "memory_used": int(memory.used), "memory_total": int(memory.total)})
+    except Exception:  # noqa: BLE001 - a figure NVML cannot give is left out, never fatal
+        pass
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+    return figures
 
 
 class LiveSampler:
@@ -120,12 +146,15 @@ class LiveSampler:
 
 
 def injected_fault(step: int) -> None:
-    """``STYLELORA_FAULT=oom_at_step:N``: a real out-of-memory error at step N.
+    """``STYLELORA_FAULT=oom_at_step:N`` (``oom_at_step:N@rank:R``: in rank R only): a real out-of-memory
+    error at step N.
 
     There is no way to exhaust memory on purpose in a test; this lets tests
     and users check how an OOM is reported, through the real failure path.
     """
-    fault = os.environ.get("STYLELORA_FAULT", "")
+    fault, _, only_rank = os.environ.get("STYLELORA_FAULT", "").partition("@rank:")
+    if only_rank and int(only_rank) != rank():
+        return
     if fault.startswith("oom_at_step:") and step == int(fault.split(":", 1)[1]):
         import torch
 
@@ -192,16 +221,19 @@ def make_callback(
             trim_heap()  # part of the step's cost
             # Time first: sampling below must not count as training time.
             self.train_seconds += time.perf_counter() - self.step_started
+            # Several ranks stop at the same step, or DDP would wait forever for the one that went on.
+            over_budget = bool(budget_seconds) and self.train_seconds >= budget_seconds and not self.budget_reached
+            stop.requested, over_budget = any_rank([stop.requested, over_budget], args.device)
             if stop.requested:
                 control.should_save = True
                 control.should_training_stop = True
                 return
-            if budget_seconds and self.train_seconds >= budget_seconds and not self.budget_reached:
+            if over_budget:
                 # The run ends as completed: the adapter is saved as at the last step.
                 self.budget_reached = control.should_training_stop = True
                 writer.write("budget", step=state.global_step, max_minutes=budget_seconds / 60)
             due = state.global_step % sample_every == 0 or state.global_step == state.max_steps or self.budget_reached
-            if cfg["train"]["sample_steps"] >= 0 and due:
+            if cfg["train"]["sample_steps"] >= 0 and due and rank() == 0:
                 sample = sampler.sample()
                 if sample:
                     writer.write("sample", step=state.global_step, **sample)
@@ -233,6 +265,7 @@ def make_callback(
                 tokens_per_s=clean_number(tokens_per_s),
                 step_seconds=clean_number(seconds / max(1, args.logging_steps)),
                 **memory_figures(),
+                **({"gpus": gpus} if (gpus := gpu_figures()) else {}),
             )
             run.update_status(step=state.global_step, total_steps=state.max_steps, last_loss=loss)
 

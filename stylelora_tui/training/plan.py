@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stylelora_tui import config as config_mod
+from stylelora_tui.training.distributed import process_count
 
 
 def count_records(path: Path) -> int | None:
@@ -49,12 +50,13 @@ def count_records(path: Path) -> int | None:
 
 def steps_for(
     records: int, *, per_device_train_batch_size: int, gradient_accumulation_steps: int,
-    num_train_epochs: float, max_steps: int = -1,
+    num_train_epochs: float, max_steps: int = -1, processes: int = 1,
 ) -> int:
-    """Optimizer steps for ``records`` training records (transformers' count, see the module docstring)."""
+    """Optimizer steps for ``records`` training records (transformers' count, see the module docstring);
+    ``processes`` DDP ranks each take their share of every epoch."""
     if max_steps and max_steps > 0:
         return max_steps
-    batches = math.ceil(records / per_device_train_batch_size)
+    batches = math.ceil(math.ceil(records / processes) / per_device_train_batch_size)
     per_epoch = max(math.ceil(batches / gradient_accumulation_steps), 1)
     return math.ceil(num_train_epochs * per_epoch)
 
@@ -72,6 +74,7 @@ def total_steps(config: dict[str, dict[str, Any]], workspace: Path) -> tuple[int
         per_device_train_batch_size=train["per_device_train_batch_size"],
         gradient_accumulation_steps=train["gradient_accumulation_steps"],
         num_train_epochs=train["num_train_epochs"],
+        processes=process_count(train),
     )
     return steps, records
 
@@ -101,6 +104,7 @@ class LaunchSummary:
     total_steps: int | None
     records: int | None
     packing: bool = False
+    processes: int = 1
 
     @property
     def trainable_share(self) -> float | None:
@@ -115,7 +119,7 @@ class LaunchSummary:
         lines = [
             f"Model:      {self.model}",
             f"Backend:    {self.backend}" + (f" ({self.backend_note})" if self.backend_note else ""),
-            f"Device:     {self.device}",
+            f"Device:     {self.device}" + (f", {self.processes} processes (DDP through accelerate)" if self.processes > 1 else ""),
         ]
         if self.estimate_error:
             lines.append(f"Estimate:   failed ({self.estimate_error})")
@@ -140,7 +144,8 @@ def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> Launch
     from stylelora_tui.training.backends import choose_backend
     from stylelora_tui.training.estimate import estimate_for_config
 
-    backend, note = choose_backend(config["model"]["backend"])
+    processes = process_count(config["train"])
+    backend, note = choose_backend(config["model"]["backend"], processes)
     steps, records = total_steps(config, workspace)
     estimate, error = None, None
     try:
@@ -160,4 +165,5 @@ def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> Launch
         total_steps=steps,
         records=records,
         packing=packing,
+        processes=processes,
     )

@@ -15,6 +15,8 @@ file.
 - Exactly one ``end`` event per attempt, written here (``finish``).
 - ``--resume`` continues from the newest complete checkpoint; steps, the
   learning-rate schedule and the token count carry on from there.
+- ``train.gpus`` > 1: this process supervises N ranks started through
+  accelerate, each of them this module in worker mode (``training.distributed``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 from stylelora_tui import config as config_mod
 from stylelora_tui.runs.events import EventWriter, clean_number
 from stylelora_tui.runs.run import Run, process_start_time
+from stylelora_tui.training import distributed
 from stylelora_tui.training.callbacks import LiveSampler, make_callback, memory_figures
 from stylelora_tui.training.failures import (
     OOM_HINT,
@@ -105,7 +108,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     from stylelora_tui.training import backends
     from stylelora_tui.prompting import pack_rows, read_jsonl, tokenize_records
 
-    backend, backend_note = backends.choose_backend(cfg["model"]["backend"])
+    backend, backend_note = backends.choose_backend(cfg["model"]["backend"], distributed.world_size())
     backends.import_backend(backend)  # Unsloth before transformers/trl/peft
     device, bf16, fp16 = backends.device_and_dtype(cfg["train"]["bf16"])
 
@@ -196,6 +199,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         effective_batch=cfg["train"]["per_device_train_batch_size"] * cfg["train"]["gradient_accumulation_steps"],
         resumed_from=str(checkpoint) if checkpoint else None,
         pid=os.getpid(),
+        world_size=distributed.world_size(),
     )
     run.update_status(backend=backend, device=device)
     held_out = read_jsonl(eval_path) if eval_path.exists() else []
@@ -215,6 +219,8 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     )
     if stop.requested:
         return "stopped"
+    if distributed.rank() != 0:
+        return "completed"  # rank 0 saves the adapter
     save_adapter(run, loaded, cfg, model_path)
     writer.write("adapter", path=str(run.adapter_dir), durable=True)
     return "completed"
@@ -271,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(args.run_dir)
     stop = StopRequested()
     stop.install()
+    if distributed.is_worker():
+        return rank_main(run, stop, args.resume)
     reserve = SpaceReserve(run.path / ".space-reserve")
     reserve.claim()
     writer: EventWriter | None = None
@@ -285,8 +293,14 @@ def main(argv: list[str] | None = None) -> int:
             stop_signal=None,
         )
         writer = EventWriter(run.events_path)
-        state = train(run, writer, stop, args.resume)
-        code = EXIT_COMPLETED if state == "completed" else EXIT_STOPPED
+        train_cfg = config_mod.load(run.config_path, check_paths=False)["train"]
+        processes = distributed.process_count(train_cfg)
+        if processes > 1:
+            state, error, kind, detail = distributed.supervise(
+                run, processes, resume=args.resume, stop=stop, config_file=train_cfg.get("accelerate_config") or None)
+        else:
+            state = train(run, writer, stop, args.resume)
+        code = {"completed": EXIT_COMPLETED, "stopped": EXIT_STOPPED}.get(state, EXIT_FAILED)
     except config_mod.ConfigError as exc:
         error, kind = str(exc), "config"
     except TrainingFailure as exc:
@@ -303,6 +317,26 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"[stylelora] failed: {error}")
     finish(run, writer, state=state, error=error, kind=kind, detail=detail, code=code, stop=stop)
     return code
+
+
+def rank_main(run: Run, stop: StopRequested, resume: bool) -> int:
+    """One rank of a launch of several: train, then report how it ended (rank 0 alone writes the run folder)."""
+    writer: Any = EventWriter(run.events_path) if distributed.rank() == 0 else distributed.SilentWriter()
+    view = run if distributed.rank() == 0 else distributed.RankRun(run.path)
+    state, error, kind, detail = "failed", None, None, None
+    try:
+        distributed.allow_cpu_rank_locations()
+        state = train(view, writer, stop, resume)
+    except config_mod.ConfigError as exc:
+        error, kind = str(exc), "config"
+    except TrainingFailure as exc:
+        error, kind = str(exc), exc.kind
+    except BaseException as exc:  # noqa: BLE001 - the supervisor must hear how every rank ended
+        kind, error, detail = classify(exc, run.path)
+        traceback.print_exc()
+    writer.close()
+    distributed.write_report(run, state, error, kind, detail)
+    return EXIT_FAILED if state == "failed" else EXIT_COMPLETED  # a stop is not a failure for the launcher
 
 
 def _say(line: str) -> None:
