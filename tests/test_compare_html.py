@@ -123,6 +123,38 @@ def test_compare_command_writes_the_page_and_the_reading(tmp_path_factory, tiny_
     assert "<script" not in page.lower() and "&lt;script&gt;" in page
 
 
+@pytest.mark.slow
+def test_compare_takes_several_runs_side_by_side(tmp_path_factory, tiny_model, tmp_path):
+    """base | A | B from one model in memory: every side sampled, scored and on the page; each run gets its compare.json."""
+    import shutil
+
+    from trained_run import trained_run
+
+    run = trained_run(tmp_path_factory, tiny_model)
+    workspace = tmp_path / "ws"
+    shutil.copytree(run.path.parent.parent / "corpus", workspace / "corpus")
+    for name in ("run-a", "run-b"):
+        shutil.copytree(run.path, workspace / "runs" / name, ignore=shutil.ignore_patterns("compare.*", "checkpoints"))
+    out = tmp_path / "compare.html"
+    result = subprocess.run(
+        stylelora_command("compare", "run-a", "run-b", "-w", str(workspace), "-o", str(out), "--prompts", "1",
+                          "--samples", "1", "--max-new-tokens", "8"),
+        capture_output=True, text=True, timeout=300, env=cli_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loading the model (once, with the 2 adapters beside it)" in result.stderr
+    for name in ("run-a", "run-b"):
+        assert re.search(rf"^{name}: held-out loss: base \d\.\d{{3}}, adapted \d\.\d{{3}}$", result.stdout, re.M)
+        assert re.search(rf"^{name}: general English: loss ", result.stdout, re.M)
+        saved = json.loads((workspace / "runs" / name / "compare.json").read_text())
+        assert saved["variants"] == ["base", name]  # each run's own file: the base against that run
+    page = out.read_text()
+    assert '--cols: 3' in page and "<th>run-a</th>" in page and "<th>run-b</th>" in page
+    twice = subprocess.run(stylelora_command("compare", "run-a", "run-a", "-w", str(workspace)), capture_output=True,
+                           text=True, timeout=60, env=cli_env())
+    assert twice.returncode == 2 and "named twice" in twice.stderr
+
+
 def test_compare_of_a_missing_run_fails_clearly(tmp_path):
     (tmp_path / "runs").mkdir()
     result = subprocess.run(stylelora_command("compare", "nope", "-w", str(tmp_path)), capture_output=True, text=True,

@@ -17,7 +17,8 @@ from stylelora_tui.runs.workspace import Workspace
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.add_argument("run", help="run name, unique name prefix, or run directory")
+    parser.add_argument("run", nargs="+", help="run name, unique name prefix, or run directory; several runs of one base "
+                                               "model are compared side by side (base, A, B, ...)")
     parser.add_argument("-o", "--output", type=Path, default=Path("compare.html"), help="HTML file to write (default: compare.html)")
     parser.add_argument("-w", "--workspace", type=Path, default=None,
                         help="workspace folder holding runs/ (default: $STYLELORA_WORKSPACE or the current folder)")
@@ -42,23 +43,29 @@ def run(args: argparse.Namespace) -> int:
     settings = {"n": args.samples, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
                 "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty}
     try:
-        the_run = Workspace.named(args.workspace).find_run(args.run)
-        result = compare(the_run, prompts=args.prompts, settings=settings,
+        workspace = Workspace.named(args.workspace)
+        runs = [workspace.find_run(name) for name in args.run]
+        if len({run.path for run in runs}) < len(runs):
+            raise RunError("a run is named twice: give each run once")
+        the_run = runs[0]
+        result = compare(runs, prompts=args.prompts, settings=settings,
                          progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True), general=args.general)
     except RunError as exc:
         print(f"stylelora-tui compare: {exc}", file=sys.stderr)
         return 2
     try:
-        save_compare_json(result, [the_run])
+        save_compare_json(result, runs)
         path = write_page(args.output, result, the_run)
     except OSError as exc:
         print(f"stylelora-tui compare: could not write the results: {exc}", file=sys.stderr)
         return 1
     losses = result["eval_loss"]
     print(result["style"]["reading"])
-    if "base" in losses and the_run.name in losses:
-        print(f"held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[the_run.name]['eval_loss']:.3f}")
-    if line := forgetting_line(result.get("forgetting"), the_run.name):
-        print(line)
+    for run in runs:
+        named = f"{run.name}: " if len(runs) > 1 else ""
+        if "base" in losses and run.name in losses:
+            print(f"{named}held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[run.name]['eval_loss']:.3f}")
+        if line := forgetting_line(result.get("forgetting"), run.name):
+            print(f"{named}{line}")
     print(f"wrote {path}")
     return 0

@@ -60,13 +60,16 @@ def run_choices(workspace: Workspace, picked: list[Run]) -> list[tuple[str, str,
 # --------------------------------------------------------------------------- in one go
 
 
-def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None = None,
+def compare(runs: Run | list[Run], *, prompts: int = 3, settings: dict[str, Any] | None = None,
             progress: Callable[[str], None] | None = None, general: Path | None = None) -> dict[str, Any]:
     """Generate, score and return the compare result (what compare.json holds); raises ``RunError``.
 
-    ``settings``: sampling settings (``generation.protocol.SAMPLING_DEFAULTS``
-    for those not given); ``progress`` gets a line per step; ``general``: the
-    forgetting check's text (default: the built-in general English sample).
+    ``runs``: one run, or several of one base model, compared side by side
+    with the base (one model in memory, the adapters switched); the held-out
+    prompts are the first run's. ``settings``: sampling settings
+    (``generation.protocol.SAMPLING_DEFAULTS`` for those not given);
+    ``progress`` gets a line per step; ``general``: the forgetting check's
+    text (default: the built-in general English sample).
     """
     from stylelora_tui.compare.forgetting import GeneralTextError, general_passages
     from stylelora_tui.compare.session import CompareSession, eval_split
@@ -75,12 +78,15 @@ def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None =
     from stylelora_tui.generation.run_adapters import resolve_run
 
     say = progress or (lambda message: None)
+    runs = [runs] if isinstance(runs, Run) else list(runs)
+    the_run = runs[0]
     try:
-        resolve_run(the_run.path)  # a clear message before a process starts
+        for run in runs:
+            resolve_run(run.path)  # a clear message before a process starts
         eval_path = eval_split(the_run)
         if not eval_path.exists():
             raise RunError(f"no held-out split at {eval_path}: re-run `stylelora-tui prepare` (it writes eval.jsonl)")
-        session = CompareSession.for_runs([the_run], settings)
+        session = CompareSession.for_runs(runs, settings)
         session.general_path = general
         general_passages(general)  # a bad file is refused before the model loads
     except GeneralTextError as exc:
@@ -92,9 +98,9 @@ def compare(the_run: Run, *, prompts: int = 3, settings: dict[str, Any] | None =
     if problem := sampling_problem(session.settings):
         raise RunError(problem)
     chosen = pick_prompts(session.records, max(1, prompts))
-    say("loading the model (once, with the adapter beside it)")
+    say(f"loading the model (once, with the {'adapter' if len(runs) == 1 else f'{len(runs)} adapters'} beside it)")
     try:
-        with GenerationClient([the_run.path]) as client:
+        with GenerationClient([run.path for run in runs]) as client:
             session.set_ready(client.start())
             for index, record in enumerate(chosen, 1):
                 item = session.start(record, f"held-out prompt {index}/{len(chosen)}")
