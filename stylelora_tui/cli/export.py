@@ -1,10 +1,12 @@
-"""``stylelora-tui export RUN [--merge] [--push REPO] [-o DIR]`` and ``export RUN... --vllm DIR``.
+"""``stylelora-tui export RUN [--merge | --gguf [--quant Q]] [--push REPO] [-o DIR]`` and ``export RUN... --vllm DIR``.
 
 Always (re)writes the model card in the adapter folder; ``--merge`` writes a
 merged 16-bit model and reports how far its logits are from the adapter
-model's; ``--push`` uploads the adapter (or, with ``--merge``, the merged
-model) to the Hugging Face Hub. ``--vllm DIR`` takes one run or several and
-writes their adapters, a ``serve.sh`` and request examples for one vLLM server.
+model's; ``--gguf`` writes GGUF files (merged, base + LoRA) and Ollama
+Modelfiles; ``--push`` uploads the adapter (or, with ``--merge`` or
+``--gguf``, what they wrote) to the Hugging Face Hub. ``--vllm DIR`` takes
+one run or several and writes their adapters, a ``serve.sh`` and request
+examples for one vLLM server.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stylelora_tui.runs.run import RunError
+from stylelora_tui.runs.run import Run, RunError
 from stylelora_tui.runs.workspace import Workspace
 
 
@@ -22,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("-w", "--workspace", type=Path, default=None,
                         help="workspace folder holding runs/ (default: $STYLELORA_WORKSPACE or the current folder)")
     parser.add_argument("--merge", action="store_true", help="merge the adapter into a 16-bit copy of the base model")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="folder for the merged model (default: RUN/merged)")
+    parser.add_argument("--gguf", action="store_true",
+                        help="write GGUF files for llama.cpp/Ollama: merged model, base + LoRA adapter, Modelfiles (offline)")
+    parser.add_argument("--quant", choices=("f16", "q8_0", "bf16", "f32"), default="f16",
+                        help="with --gguf: the GGUF type of the models (default: f16; the adapter stays 16/32-bit)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="folder for the merged model (default: RUN/merged) or, with --gguf, the GGUF files (RUN/gguf)")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16",
                         help="precision of the merged model (default: bfloat16)")
     parser.add_argument("--push", metavar="REPO", help="push to this Hugging Face Hub repo (the merged model with --merge, else the adapter)")
@@ -44,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.force:
         print("stylelora-tui export: --force goes with --vllm DIR", file=sys.stderr)
         return 2
+    if args.gguf and args.merge:
+        print("stylelora-tui export: --gguf already writes a merged model (as GGUF); drop --merge, or run them one after the other",
+              file=sys.stderr)
+        return 2
     try:
         the_run = Workspace.named(args.workspace).find_run(args.run[0])
         if args.push:
             export.check_repo_id(args.push)  # fail before any slow step
-        card = export.write_model_card(the_run, repo_id=args.push if args.push and not args.merge else None)
+        card = export.write_model_card(the_run, repo_id=args.push if args.push and not (args.merge or args.gguf) else None)
         print(f"model card: {card}", file=sys.stderr)
         folder = the_run.adapter_dir
         if args.merge:
@@ -59,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
                 f"check: merged vs adapter logits on {result['prompts']} held-out prompts: max abs difference "
                 f"{result['max_abs_diff']:.3g} (logits up to {result['max_abs_logit']:.3g})"
             )
+        if args.gguf:
+            folder = _run_gguf(the_run, args)
         if args.push:
             url = export.push(folder, args.push, private=args.private)
             print(f"pushed {folder} to {url}")
@@ -68,11 +81,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_gguf(the_run: Run, args: argparse.Namespace) -> Path:
+    from stylelora_tui import export_gguf
+
+    def log(message: str) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
+    result = export_gguf.write_gguf_export(the_run, args.output, quant=args.quant, log=log)
+    check = result.merge_check
+    print(f"check: merged vs adapter logits on {check['prompts']} held-out prompts: max abs difference "
+          f"{check['max_abs_diff']:.3g} (logits up to {check['max_abs_logit']:.3g})")
+    print(f"merged GGUF: {result.merged}")
+    print(f"base GGUF: {result.base}")
+    print(f"LoRA adapter GGUF: {result.adapter}")
+    print(f"Ollama: {result.modelfile} (ollama create NAME -f {result.modelfile})")
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return result.path
+
+
 def _run_vllm(args: argparse.Namespace) -> int:
     from stylelora_tui import export_vllm
     from stylelora_tui.export import ExportError
 
-    clashing = [flag for flag, given in (("--merge", args.merge), ("--push", args.push), ("-o", args.output),
+    clashing = [flag for flag, given in (("--merge", args.merge), ("--gguf", args.gguf), ("--push", args.push), ("-o", args.output),
                                          ("--private", args.private)) if given]
     if clashing:
         print(f"stylelora-tui export: --vllm does not go with {', '.join(clashing)} (those take one run, without --vllm)",
