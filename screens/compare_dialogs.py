@@ -7,9 +7,10 @@ from typing import Sequence
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Input, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static
 
 from stylelora_tui.compare.publish import ExportRequest
+from stylelora_tui.export_gguf import QUANTS
 from stylelora_tui.screens.dialogs import Dialog
 
 
@@ -67,11 +68,14 @@ class RunPicker(Dialog["list[str] | None"]):
 
 
 class ExportDialog(Dialog["ExportRequest | None"]):
-    """Where to write compare.html, and whether to run ``stylelora-tui export`` after it."""
+    """Where to write compare.html, and whether to run ``stylelora-tui export`` after it (card, merge, GGUF, push)."""
 
     DEFAULT_CSS = """
     ExportDialog { align: center middle; }
     ExportDialog Checkbox { border: none; padding: 0; height: 1; }
+    ExportDialog .gguf-row { height: 1; }
+    ExportDialog .gguf-row Label { margin: 0 1 0 2; }
+    ExportDialog #export-quant { width: 14; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "ok", "Export", priority=True)]
 
@@ -87,6 +91,11 @@ class ExportDialog(Dialog["ExportRequest | None"]):
             yield Label(f"Then, in a subprocess, `stylelora-tui export {self._run}`:", markup=False)
             yield Checkbox("write the model card (adapter/README.md)", id="export-card", compact=True)
             yield Checkbox("merge into a 16-bit model (--merge; slow, loads the model)", id="export-merge", compact=True)
+            with Horizontal(classes="gguf-row"):
+                yield Checkbox("GGUF for llama.cpp / Ollama (--gguf)", id="export-gguf", compact=True)
+                yield Label("type")
+                yield Select([(quant, quant) for quant in QUANTS], value=QUANTS[0], allow_blank=False, compact=True,
+                             id="export-quant")
             yield Label("push to this Hub repo (blank: no push; token from HF_TOKEN or your login)")
             yield Input("", placeholder="user/name", id="export-push", compact=True)
             with Horizontal(classes="buttons"):
@@ -102,12 +111,15 @@ class ExportDialog(Dialog["ExportRequest | None"]):
             card=self.query_one("#export-card", Checkbox).value,
             merge=self.query_one("#export-merge", Checkbox).value,
             push=self.query_one("#export-push", Input).value.strip(),
+            gguf=self.query_one("#export-gguf", Checkbox).value,
+            quant=str(self.query_one("#export-quant", Select).value),
         )
 
     def action_ok(self) -> None:
         request = self.request()
-        if not request.path:
-            self.notify("Give a path for compare.html", severity="warning")
+        problem = request.problem()
+        if problem:
+            self.notify(problem, severity="warning")
             return
         self.dismiss(request)
 

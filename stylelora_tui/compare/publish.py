@@ -3,7 +3,7 @@
 ``RUN/compare.json`` holds the base against that one run (the model card
 quotes it); compare.html shows every side compared. An export request (from
 the app's dialog) may then run ``stylelora-tui export RUN`` in a subprocess
-for the model card, a merge or a push.
+for the model card, a merge, GGUF files for llama.cpp/Ollama or a push.
 """
 
 from __future__ import annotations
@@ -140,6 +140,16 @@ class ExportRequest:
     card: bool  # `stylelora-tui export RUN`: the model card
     merge: bool  # ... --merge
     push: str  # ... --push REPO ("" for none)
+    gguf: bool = False  # ... --gguf: merged + base + LoRA GGUF files and Ollama Modelfiles
+    quant: str = "f16"  # ... --quant QUANT (with gguf)
+
+    def problem(self) -> str | None:
+        """Why the request cannot be run as asked (None: it can)."""
+        if not self.path:
+            return "Give a path for compare.html"
+        if self.merge and self.gguf:
+            return "GGUF already holds a merged model: tick merge or GGUF, not both"
+        return None
 
 
 class ExportResult(NamedTuple):
@@ -163,10 +173,11 @@ def export_compare(request: ExportRequest, run: Run, runs: list[Run], data: dict
         save_compare_json(data, runs)
     except OSError as exc:
         return ExportResult(None, f"Could not write compare.html: {exc}", False)
-    if not (request.card or request.merge or request.push):
+    if not (request.card or request.merge or request.gguf or request.push):
         return ExportResult(str(path), "", True)
     command = [sys.executable, "-m", "stylelora_tui.cli.main", "export", str(run.path)]
     command += ["--merge"] if request.merge else []
+    command += ["--gguf", "--quant", request.quant] if request.gguf else []
     command += ["--push", request.push] if request.push else []
     lines: list[str] = []
     try:
