@@ -136,10 +136,13 @@ def command(script: str, *args: str) -> list[str]:
 def _known_pre_tokenizer(model_dir: Path) -> str | None:
     """The llama.cpp pre-tokenizer a tokenizer.json's own settings name, when they are GPT-2's byte-level split.
 
-    The converter recognises a pre-tokenizer by hashing how a known model's
-    tokenizer splits a test text, so a tokenizer trained anew (the tests' tiny
-    model, a user's own) is not recognised even when it splits exactly like
-    GPT-2: ByteLevel with GPT-2's regex, no normaliser.
+    The converter guesses a pre-tokenizer by hashing how the tokenizer splits a
+    test text. A tokenizer whose settings are ByteLevel with GPT-2's regex and
+    no normaliser splits exactly as llama.cpp's ``gpt-2`` does, and the hash can
+    miss that both ways: a tokenizer trained anew (the tests' tiny model, a
+    user's own) is not recognised at all, and the demo's tokenizer as
+    transformers rebuilt it from GGUF (no digit splitting) hashes like
+    ``smollm``, which splits "  12" differently from the tokenizer training used.
     """
     try:
         data = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
@@ -166,14 +169,11 @@ def _run(script: str, args: list[str]) -> int:
     recognise = base.TextModel.get_vocab_base_pre
 
     def get_vocab_base_pre(self, tokenizer):  # type: ignore[no-untyped-def]
-        try:
+        known = _known_pre_tokenizer(Path(self.dir_model))
+        if known is None:
             return recognise(self, tokenizer)
-        except NotImplementedError:
-            fallback = _known_pre_tokenizer(Path(self.dir_model))
-            if fallback is None:
-                raise
-            print(f"pre-tokenizer: GPT-2 byte-level split, read from {self.dir_model}/tokenizer.json", file=sys.stderr)
-            return fallback
+        print(f"pre-tokenizer: {known} (tokenizer.json: byte-level with GPT-2's split)", file=sys.stderr)
+        return known
 
     base.TextModel.get_vocab_base_pre = get_vocab_base_pre
     sys.argv = [str(folder / script), *args]
