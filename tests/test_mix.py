@@ -128,6 +128,19 @@ def test_export_merge_and_compare_accept_the_mixed_run(ties, ws):
     assert page.exists() and "ab-ties" in page.read_text()
 
 
+def test_dare_ties_mix_loads_in_plain_peft_and_generates(ws, tiny_model):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result = mix_cli(ws, "a", "b", "--method", "dare_ties", "--weights", "1,0.5", "--density", "0.7", "--name", "ab-dare")
+    assert result.returncode == 0, result.stderr
+    adapter = ws.runs_dir / "ab-dare" / "adapter"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), str(adapter))
+    ids = AutoTokenizer.from_pretrained(adapter)("Fog comes in", return_tensors="pt")["input_ids"]
+    assert model.generate(input_ids=ids, max_new_tokens=4, do_sample=False).shape[1] > ids.shape[1]
+    assert json.loads((ws.runs_dir / "ab-dare" / "mix.json").read_text())["density"] == 0.7
+
+
 def test_svd_mixes_different_ranks_with_one_thread(ws):
     result = mix_cli(ws, "a", "wide", "--method", "ties_svd", "--weights", "1,1", "--name", "a-wide-svd")
     assert result.returncode == 0, result.stderr
