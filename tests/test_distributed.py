@@ -181,3 +181,4 @@ def test_a_rank_that_fails_is_named_in_the_status(workspace, tiny_model) -> None
     assert status["error_kind"] == "oom"
     ends = [e for e in read_events(Run(run).events_path) if e["type"] == "end"]
     assert len(ends) == 1 and ends[0]["error"] == status["error"]
+    assert "memory_bytes" not in ends[0]  # the supervisor's own memory would pass for the ranks'

@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     reserve.claim()
     writer: EventWriter | None = None
     state, error, kind, detail, code = "failed", None, None, None, EXIT_FAILED
+    processes = 1
     try:
         run.update_status(
             state="running",
@@ -315,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     reserve.release()
     if error:
         _say(f"[stylelora] failed: {error}")
-    finish(run, writer, state=state, error=error, kind=kind, detail=detail, code=code, stop=stop)
+    # A supervisor's own memory says nothing of the ranks' (their log events carry theirs).
+    finish(run, writer, state=state, error=error, kind=kind, detail=detail, code=code, stop=stop, memory=processes == 1)
     return code
 
 
@@ -348,12 +350,12 @@ def _say(line: str) -> None:
 
 def finish(
     run: Run, writer: EventWriter | None, *, state: str, error: str | None, kind: str | None, detail: str | None,
-    code: int, stop: StopRequested,
+    code: int, stop: StopRequested, memory: bool = True,
 ) -> None:
     """The one end event, then the final status; a failing write is reported, never fatal."""
     end_fields: dict[str, Any] = {"state": state, "error": error, "error_kind": kind, "error_detail": detail}
     try:
-        end_fields.update(memory_figures())
+        end_fields.update(memory_figures() if memory else {})
     except Exception:  # noqa: BLE001 - memory figures are a nicety at this point
         pass
     try:
