@@ -17,14 +17,10 @@ SCRIPT ARGS...`` is how an export calls them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
 
 LLAMA_CPP_PYTHON = "llama-cpp-python"
@@ -65,6 +61,8 @@ def find_converters() -> Path:
 
 
 def _sha256(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -73,6 +71,8 @@ def _sha256(path: Path) -> str:
 
 
 def _download(into: Path) -> Path:
+    import subprocess
+
     requirement = into / "requirement.txt"
     requirement.write_text(f"{LLAMA_CPP_PYTHON}=={VERSION} --hash=sha256:{SDIST_SHA256}\n", encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
@@ -87,6 +87,8 @@ def _download(into: Path) -> Path:
 
 def _extract(sdist: Path, target: Path) -> None:
     """Regular files under vendor/llama.cpp/ that KEPT names, nothing else (no links, no paths out)."""
+    import tarfile
+
     prefix = f"llama_cpp_python-{VERSION}/vendor/llama.cpp/"
     with tarfile.open(sdist, "r:gz") as archive:
         for member in archive:
@@ -103,6 +105,8 @@ def _extract(sdist: Path, target: Path) -> None:
 
 def install(sdist: Path | None = None, target: Path | None = None) -> Path:
     """Download (or take) the pinned sdist, check its SHA-256, keep the converters; return their folder."""
+    import tempfile
+
     target = target or converters_dir()
     with tempfile.TemporaryDirectory(prefix="stylelora-sdist-") as tmp:
         sdist = Path(sdist) if sdist else _download(Path(tmp))
