@@ -6,6 +6,9 @@
     come from the same weights under ``disable_adapter()`` (what
     ``stylelora_tui.generation.engine`` does).
 (b) ``separate``: the base model and the merged model loaded side by side.
+(c) ``four``: the base model with four LoRA adapters loaded beside it, each
+    side generated in turn (``set_adapter``), as the generation process holds
+    base | A | B | A+B for an N-way compare.
 (0) ``baseline``: the same imports, no model: the floor both share.
 
 Each is measured in its own fresh process (peak RSS from ``getrusage``; with
@@ -85,6 +88,16 @@ def measure(mode: str, base: str, adapter: str, merged: str) -> dict:
             with model.disable_adapter():
                 model.generate(input_ids=ids, **kwargs)
             model.generate(input_ids=ids, **kwargs)
+        elif mode == "four":
+            model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device), adapter,
+                                              adapter_name="a0")
+            for i in range(1, 4):
+                model.load_adapter(f"{adapter}-{i}", adapter_name=f"a{i}")
+            with model.disable_adapter():
+                model.generate(input_ids=ids, **kwargs)
+            for i in range(4):
+                model.set_adapter(f"a{i}")
+                model.generate(input_ids=ids, **kwargs)
         else:
             base_model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
             merged_model = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).to(device)
@@ -103,6 +116,12 @@ def prepare(base: str, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=TARGETS, init_lora_weights=False, task_type="CAUSAL_LM"))
     model.save_pretrained(out / "adapter")
+    for i in range(1, 4):  # three more styles for (c), each with its own random weights
+        torch.manual_seed(i)
+        for name, param in model.named_parameters():
+            if "lora_" in name:
+                param.data.normal_(0, 0.02)
+        model.save_pretrained(out / f"adapter-{i}")
     model.merge_and_unload().save_pretrained(out / "merged")
 
 
@@ -134,7 +153,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="auto", help="demo, tiny, a model folder, or auto (demo if installed, else tiny)")
     parser.add_argument("--write", type=Path, help="write the figures as Markdown here")
-    parser.add_argument("--measure", choices=("baseline", "adapter", "separate"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("baseline", "adapter", "separate", "four"), help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base"), parser.add_argument("--adapter"), parser.add_argument("--merged"), parser.add_argument("--out")
     args = parser.parse_args()
@@ -150,7 +169,7 @@ def main() -> int:
         base, label = resolve_model(args.model, scratch)
         child("--prepare", "--base", base, "--out", str(scratch))
         paths = ["--base", base, "--adapter", str(scratch / "adapter"), "--merged", str(scratch / "merged")]
-        results = {mode: child("--measure", mode, *paths) for mode in ("baseline", "adapter", "separate")}
+        results = {mode: child("--measure", mode, *paths) for mode in ("baseline", "adapter", "separate", "four")}
 
     def above(figures: dict) -> float:
         # Peak after the imports, minus the RSS the imports left: what the models cost.
@@ -165,13 +184,15 @@ def main() -> int:
         "|---|---|---|---|---|",
     ]
     names = {"baseline": "imports only", "adapter": "(a) one model + adapter, disable_adapter for base",
-             "separate": "(b) base and merged models loaded separately"}
+             "separate": "(b) base and merged models loaded separately",
+             "four": "(c) one model + 4 adapters (base and 4 styles, set_adapter)"}
     for mode, figures in results.items():
         cuda = figures.get("cuda_max_reserved_mb")
         lines.append(f"| {names[mode]} | {above(figures):.0f} | {figures['process_peak_rss_mb']:.0f} | "
                      f"{'n/a' if cuda is None else f'{cuda:.0f}'} | {figures['seconds']} |")
     lines.append("")
     lines.append(f"ratio (b)/(a), peak RSS above the imports: {above(results['separate']) / max(above(results['adapter']), 1e-9):.2f}x")
+    lines.append(f"ratio (c)/(a), 4 adapters vs 1 (goal <= 1.2x): {above(results['four']) / max(above(results['adapter']), 1e-9):.2f}x")
     if "cuda_max_reserved_mb" in results["adapter"]:
         lines.append(f"ratio (b)/(a), CUDA max reserved: {results['separate']['cuda_max_reserved_mb'] / results['adapter']['cuda_max_reserved_mb']:.2f}x")
     report = "\n".join(lines)
