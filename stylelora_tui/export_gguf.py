@@ -288,12 +288,23 @@ def readme(run: Run, result: GgufExport, data_format: str, instruction: str) -> 
 # --------------------------------------------------------------------------- the export
 
 
+def _check_destination(out_dir: Path, run: Run) -> None:
+    """OUT is replaced when the export is whole: only an earlier GGUF export (it has a Modelfile) or an empty folder."""
+    run_path = run.path.resolve()
+    if out_dir == run_path or out_dir in run_path.parents:
+        raise ExportError(f"{out_dir} holds run {run.name}; choose a folder for the GGUF files (default: RUN/gguf)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "Modelfile").is_file():
+        raise ExportError(f"{out_dir} holds other files; choose an empty folder (an earlier GGUF export there is replaced)")
+
+
 def write_gguf_export(run: Run, out_dir: Path | None = None, *, quant: str = "f16",
                       log: Callable[[str], None] = lambda message: None) -> GgufExport:
     """Merged GGUF, base GGUF + GGUF LoRA, Modelfiles: written in OUT.partial, renamed to OUT when whole."""
     if quant not in QUANTS:
         raise ExportError(f"quant {quant!r}: choose one of {', '.join(QUANTS)} (k-quants need llama.cpp's llama-quantize)")
-    config = check_run(run)
+    check_run(run)
     try:
         gguf_converters.find_converters()
     except gguf_converters.ConvertersMissing as exc:
@@ -307,8 +318,7 @@ def write_gguf_export(run: Run, out_dir: Path | None = None, *, quant: str = "f1
     except GenerationError as exc:
         raise ExportError(str(exc)) from None
     out_dir = Path(out_dir or run.path / "gguf").expanduser().resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} exists and is not a folder")
+    _check_destination(out_dir, run)
     partial = out_dir.with_name(out_dir.name + ".partial")
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -343,6 +343,15 @@ def test_a_full_disk_in_the_converter_is_one_clear_line(run, tiny_model):
     assert "converter error: No space left on device" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_folder_that_is_not_an_earlier_export_is_never_replaced(run, tmp_path):
+    for target, says in ((run.path, "holds run tiny-run"), (run.path.parent, "holds run tiny-run"),
+                         (tmp_path, "holds other files; choose an empty folder")):
+        (tmp_path / "mine.txt").write_text("keep me")
+        with pytest.raises(ExportError, match=says):
+            export_gguf.write_gguf_export(run, target)
+    assert (tmp_path / "mine.txt").read_text() == "keep me" and (run.adapter_dir / "adapter_config.json").exists()
+
+
 def test_gguf_does_not_go_with_merge(run):
     result = export_cli(run, "--merge")
     assert result.returncode == 2 and "--gguf already writes a merged model" in result.stderr
