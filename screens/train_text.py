@@ -39,10 +39,17 @@ def memory(event: dict[str, Any] | None) -> str:
 
 
 def eta(view: RunView) -> str:
+    """Time to the last step, or to the end of the time budget (train.max_minutes) when that comes first."""
     total, per_step = view.total_steps, view.seconds_per_step
     if not view.active or not total or not per_step:
         return ""
-    return f"ETA {duration((total - view.step) * per_step)}"
+    left = (total - view.step) * per_step
+    start = view.start or {}
+    if budget := float(start.get("max_minutes") or 0) * 60:
+        trained = (view.step - int(start.get("step") or 0)) * per_step  # this attempt's training time so far
+        if budget - trained < left:
+            return f"ETA {duration(max(0.0, budget - trained))} (time budget {budget / 60:g} min)"
+    return f"ETA {duration(left)}"
 
 
 def stats_text(view: RunView) -> str:

@@ -190,3 +190,23 @@ def test_cli_follow_reports_a_trainer_that_died_without_an_end(tmp_path: Path) -
     # The end the follower's status check records is printed in the same pass.
     assert lines[1].startswith("failed: ") and f"pid {dead.pid}" in lines[1]
     assert lines[2:] == ["end of trainer.log:", "loading", "Killed"]
+
+
+def test_the_eta_is_the_time_budgets_when_that_ends_the_run_first(tmp_path: Path) -> None:
+    from stylelora_tui.screens.train_text import eta
+
+    run = new_run(tmp_path)
+    run.update_status(state="running")
+    events = [{"type": "start", "step": 0, "total_steps": 100, "max_minutes": 1.0, "time": 1000.0}]
+    events += [{"type": "log", "step": s, "loss": 1.0, "time": 1000.0 + 10 * s} for s in range(1, 4)]  # 10 s a step
+    with open(run.events_path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"v": 1, **e}) + "\n" for e in events)
+    follower = RunFollower.of_run(run)
+    follower.poll_once()
+    assert eta(follower.view(run.name)) == "ETA 30s (time budget 1 min)"  # 60 s budget, 30 s trained: not 97 steps' 16m
+    with open(run.events_path, "a", encoding="utf-8") as handle:  # resumed at step 3 with no budget
+        handle.write(json.dumps({"v": 1, "type": "start", "step": 3, "total_steps": 100, "max_minutes": 0, "time": 1040.0}) + "\n")
+        for step in (4, 5):
+            handle.write(json.dumps({"v": 1, "type": "log", "step": step, "loss": 1.0, "time": 1010.0 + 10 * step}) + "\n")
+    follower.poll_once()
+    assert eta(follower.view(run.name)) == "ETA 15m50s"  # 95 steps at 10 s

@@ -200,6 +200,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
         resumed_from=str(checkpoint) if checkpoint else None,
         pid=os.getpid(),
         world_size=distributed.world_size(),
+        max_minutes=float(cfg["train"].get("max_minutes") or 0),
     )
     run.update_status(backend=backend, device=device)
     held_out = read_jsonl(eval_path) if eval_path.exists() else []
