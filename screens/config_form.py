@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from stylelora_tui import config as cfg
+from stylelora_tui.config.schema import applies
 from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.screens.commands import CommandBindings, bindings
 from stylelora_tui.screens.commands import config as commands
@@ -218,6 +219,11 @@ class ConfigScreen(SectionScreen):
         for problem in problems:
             by_key.setdefault(problem.key, []).append(problem.message)
         self._show_problems(by_key)
+        method = raw["lora"]["method"]
+        for section, keys in cfg.SCHEMA.items():  # a method's own fields only under it (or while they have a problem)
+            for key in keys:
+                row = self.query_one("#r-" + _wid(f"{section}.{key}")[2:])
+                row.display = applies(section, key, method) or f"{section}.{key}" in by_key
         for switch in self.query(Switch):
             self.query_one("#s-" + (switch.id or "")[2:], Label).update("on" if switch.value else "off")
         dirty = raw != self._comparable(self.baseline)

@@ -45,6 +45,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "backend": Field("choice", "auto", "unsloth (the lab's path), peft (plain transformers + PEFT), or auto", choices=tuple(BACKENDS)),
     },
     "lora": {
+        "method": Field(
+            "choice", "lora",
+            "adapter method: lora, loraplus (LoRA with the LoRA+ optimizer), ia3, prompt_tuning (virtual tokens)",
+            choices=("lora", "loraplus", "ia3", "prompt_tuning"),
+        ),
         "r": Field("int", 16, "LoRA rank", exclusive_minimum=0, maximum=4096),
         "lora_alpha": Field("int", 32, "LoRA scaling numerator (scale = alpha / r)", exclusive_minimum=0),
         "lora_dropout": Field("float", 0.0, "dropout on the LoRA path", minimum=0.0, exclusive_maximum=1.0),
@@ -57,6 +62,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         ),
         "use_rslora": Field("bool", False, "rank-stabilised scaling alpha / sqrt(r)"),
         "use_dora": Field("bool", False, "weight-decomposed LoRA (DoRA); slower"),
+        "init_lora_weights": Field(
+            "choice", "true", "LoRA initialisation: true (B = 0, PEFT's default) or gaussian (A Gaussian in 1/r)",
+            choices=("true", "gaussian"),
+        ),
+        "loraplus_lr_ratio": Field(
+            "float", 16.0, "loraplus: B's learning rate over A's (the LoRA+ paper's 16)", exclusive_minimum=0.0
+        ),
+        "num_virtual_tokens": Field(
+            "int", 20, "prompt_tuning: learned tokens put before every sequence", exclusive_minimum=0, maximum=4096
+        ),
     },
     "train": {
         "per_device_train_batch_size": Field("int", 2, "sequences per device per step", exclusive_minimum=0),
@@ -115,6 +130,21 @@ SCHEMA: dict[str, dict[str, Field]] = {
         ),
     },
 }
+
+_LORA_MATRICES = ("lora", "loraplus")
+#: lora keys that only some methods use (the form shows them only then); every other key applies to all.
+METHOD_KEYS: dict[str, tuple[str, ...]] = {
+    **{key: _LORA_MATRICES for key in ("r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora",
+                                       "init_lora_weights")},
+    "loraplus_lr_ratio": ("loraplus",),
+    "num_virtual_tokens": ("prompt_tuning",),
+}
+
+
+def applies(section: str, key: str, method: str) -> bool:
+    """Whether ``section.key`` is used by ``lora.method`` ``method``."""
+    return section != "lora" or method in METHOD_KEYS.get(key, (method,))
+
 
 SECTION_TITLES = {"model": "Model", "lora": "LoRA", "train": "Training", "data": "Data"}
 

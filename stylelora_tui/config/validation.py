@@ -235,3 +235,16 @@ def _cross_checks(config: dict[str, dict[str, Any]], problem: Any) -> None:
     train = config["train"]
     if train["max_steps"] == 0:
         problem("train.max_steps", "must be -1 (use num_train_epochs) or a positive number of steps, got 0")
+    _method_checks(config, problem)
+
+
+def _method_checks(config: dict[str, dict[str, Any]], problem: Any) -> None:
+    """Fields of another method at their defaults are ignored (switching methods keeps a config valid); a LoRA
+    variant switched on under ia3 or prompt_tuning is an error, since it would silently not be trained."""
+    lora = config["lora"]
+    method = lora["method"]
+    if method in ("ia3", "prompt_tuning"):
+        for key, off in (("use_dora", False), ("use_rslora", False), ("init_lora_weights", "true")):
+            if lora[key] != off:
+                problem(f"lora.{key}", f"applies to lora and loraplus only, not to lora.method {method}; "
+                        f"set it to {str(off).lower()} or choose method lora")

@@ -30,10 +30,19 @@ class Loaded:
     dtype: str
     trainable: int
     total: int
+    lora_plus_ratio: float | None = None  # loraplus: build_trainer hands the Trainer PEFT's LoRA+ optimizer
 
 
-def choose_backend(requested: str, processes: int = 1) -> tuple[str, str | None]:
-    """(backend, note). ``auto`` is Unsloth when it is installed, else plain PEFT; several processes use PEFT."""
+def choose_backend(requested: str, processes: int = 1, method: str = "lora") -> tuple[str, str | None]:
+    """(backend, note). ``auto`` is Unsloth when it is installed, else plain PEFT; several processes use PEFT.
+
+    A ``lora.method`` Unsloth cannot build goes to plain PEFT, with the reason, even when Unsloth was asked for.
+    """
+    from stylelora_tui.training.methods import unsloth_note as method_note
+
+    note = method_note(method)
+    if note and requested != "peft":
+        return "peft", note
     if processes > 1 and requested != "peft":
         from stylelora_tui.training.distributed import unsloth_note
 
@@ -157,8 +166,10 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
 
     model_cfg = cfg["model"]
     weights_dtype = torch.bfloat16 if bf16 else (torch.float16 if torch.cuda.is_available() else torch.float32)
+    from stylelora_tui.training import methods
+
     # The config's lora section uses LoraConfig's own names, for both backends.
-    lora = dict(cfg["lora"], target_modules=list(cfg["lora"]["target_modules"]), bias="none")
+    lora = methods.lora_kwargs(cfg["lora"])
     if backend == "unsloth":
         from unsloth import FastLanguageModel
 
@@ -175,7 +186,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
             random_state=cfg["train"]["seed"],
         )
     else:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from peft import get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs: dict[str, Any] = {}
@@ -192,7 +203,7 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
         elif checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.enable_input_require_grads()
-        model = get_peft_model(model, LoraConfig(**lora, task_type="CAUSAL_LM"))
+        model = get_peft_model(model, methods.peft_config(cfg, model_path))
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         # pad == eos makes the padding mask hide the real end of each sample.
         candidates = [t for t in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<|pad|>", "<unk>") if t in tokenizer.get_vocab()]
@@ -202,7 +213,8 @@ def load(model_path: str, cfg: dict[str, dict[str, Any]], backend: str, bf16: bo
     dtype_name = str(getattr(model, "dtype", "")).replace("torch.", "")
     if model_cfg["load_in_4bit"]:
         dtype_name = f"nf4 weights, {'bfloat16' if bf16 else dtype_name} compute"
-    return Loaded(model, tokenizer, backend, dtype_name, trainable, total)
+    ratio = float(cfg["lora"]["loraplus_lr_ratio"]) if methods.method_of(cfg["lora"]) == "loraplus" else None
+    return Loaded(model, tokenizer, backend, dtype_name, trainable, total, ratio)
 
 
 def training_arguments(cfg: dict[str, dict[str, Any]], output_dir: str, *, bf16: bool, fp16: bool, has_eval: bool, backend: str,
@@ -290,6 +302,11 @@ def build_trainer(loaded: Loaded, args: Any, train_rows: list[dict], eval_rows: 
 
     train_ds = Dataset.from_list(train_rows)
     eval_ds = Dataset.from_list(eval_rows) if eval_rows else None
+    optimizers: tuple[Any, Any] = (None, None)  # the Trainer's own optimizer and schedule
+    if loaded.lora_plus_ratio:
+        from stylelora_tui.training.methods import loraplus_optimizer
+
+        optimizers = (loraplus_optimizer(loaded.model, args, loaded.lora_plus_ratio), None)
     if loaded.backend == "unsloth":
         from trl import SFTTrainer
 
@@ -300,6 +317,7 @@ def build_trainer(loaded: Loaded, args: Any, train_rows: list[dict], eval_rows: 
             eval_dataset=eval_ds,
             args=args,
             callbacks=callbacks,
+            optimizers=optimizers,
         )
     from transformers import Trainer
 
@@ -310,4 +328,5 @@ def build_trainer(loaded: Loaded, args: Any, train_rows: list[dict], eval_rows: 
         eval_dataset=eval_ds,
         data_collator=completion_collator(loaded.tokenizer.pad_token_id),
         callbacks=callbacks,
+        optimizers=optimizers,
     )

@@ -13,11 +13,12 @@ of Unsloth's notebooks, so an estimate reads directly against what they print.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
 from stylelora_tui.training.cards import CARDS, Card, verdicts
+from stylelora_tui.training.methods import method_of, trainable_parameters
 from stylelora_tui.training.model_shapes import PROJECTIONS, ModelShape, shape_and_source, shape_for
 
 __all__ = [
@@ -371,20 +372,27 @@ def estimate_for_config(config: dict, search_dirs: Iterable[Path] = ()) -> Estim
     except (TypeError, ValueError):
         dropout = 0.0
     backend = str(model.get("backend") or "auto").lower()
+    method = method_of(lora)
+    is_lora = method in ("lora", "loraplus")
+    virtual = _int(lora.get("num_virtual_tokens"), 20) if method == "prompt_tuning" else 0  # longer sequences
     memory = estimate_memory(
         shape,
         load_in_4bit=bool(model.get("load_in_4bit", True)),
-        r=r,
-        target_modules=targets,
+        r=r if is_lora else 0,
+        target_modules=targets if is_lora else (),
         batch_size=_int(train.get("per_device_train_batch_size"), 1),
-        seq_len=_int(model.get("max_seq_length"), 2048),
+        seq_len=_int(model.get("max_seq_length"), 2048) + virtual,
         gradient_checkpointing=train.get("gradient_checkpointing", True) is not False,
         optim=str(train.get("optim") or "auto"),
-        use_dora=use_dora,
+        use_dora=use_dora and is_lora,
         compute_dtype_bytes=_compute_bytes(train),
-        backend="peft" if backend == "peft" else "unsloth",
-        lora_dropout=dropout,
+        backend="peft" if backend == "peft" or not is_lora else "unsloth",
+        lora_dropout=dropout if is_lora else 0.0,
     )
+    if not is_lora:  # ia3 / prompt_tuning: their own fp32 weights, gradients and optimizer states
+        n = trainable_parameters(shape, lora) or 0
+        memory = replace(memory, lora_weights=n * ADAPTER_BYTES, gradients=n * ADAPTER_BYTES,
+                         optimizer_states=n * optimizer_state_bytes(str(train.get("optim") or "auto")))
     return Estimate(
         shape=shape,
         shape_source=source,

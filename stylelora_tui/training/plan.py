@@ -105,6 +105,7 @@ class LaunchSummary:
     records: int | None
     packing: bool = False
     processes: int = 1
+    method: str = "lora"  # lora.method
 
     @property
     def trainable_share(self) -> float | None:
@@ -118,6 +119,7 @@ class LaunchSummary:
 
         lines = [
             f"Model:      {self.model}",
+            f"Method:     {self.method}",
             f"Backend:    {self.backend}" + (f" ({self.backend_note})" if self.backend_note else ""),
             f"Device:     {self.device}" + (f", {self.processes} processes (DDP through accelerate)" if self.processes > 1 else ""),
         ]
@@ -145,7 +147,7 @@ def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> Launch
     from stylelora_tui.training.estimate import estimate_for_config
 
     processes = process_count(config["train"])
-    backend, note = choose_backend(config["model"]["backend"], processes)
+    backend, note = choose_backend(config["model"]["backend"], processes, config["lora"].get("method", "lora"))
     steps, records = total_steps(config, workspace)
     estimate, error = None, None
     try:
@@ -166,4 +168,5 @@ def launch_summary(config: dict[str, dict[str, Any]], workspace: Path) -> Launch
         records=records,
         packing=packing,
         processes=processes,
+        method=config["lora"].get("method", "lora"),
     )

@@ -108,7 +108,7 @@ def train(run: Run, writer: EventWriter, stop: StopRequested, resume: bool) -> s
     from stylelora_tui.training import backends
     from stylelora_tui.prompting import pack_rows, read_jsonl, tokenize_records
 
-    backend, backend_note = backends.choose_backend(cfg["model"]["backend"], distributed.world_size())
+    backend, backend_note = backends.choose_backend(cfg["model"]["backend"], distributed.world_size(), cfg["lora"]["method"])
     backends.import_backend(backend)  # Unsloth before transformers/trl/peft
     device, bf16, fp16 = backends.device_and_dtype(cfg["train"]["bf16"])
 
