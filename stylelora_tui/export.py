@@ -187,6 +187,10 @@ def merge(run: Run, out_dir: Path | None = None, *, dtype: str = "bfloat16", che
     if dtype not in DTYPES:
         raise ExportError(f"dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     _adapter_meta(run)
+    peft_type = json.loads((run.adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
+    if peft_type in ("PROMPT_TUNING", "PREFIX_TUNING", "P_TUNING"):
+        raise ExportError(f"run {run.name}: {peft_type.lower().replace('_', ' ')} cannot be merged into the weights "
+                          "(it learns input tokens, not weight changes); use the adapter folder with PEFT instead")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -129,7 +129,7 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
 
     steps = 20
     path = write_tiny_config(workspace, tiny_model, name=method, backend="auto", load_in_4bit=False, max_steps=steps,
-                             save_steps=1000, sample_steps=-1, bf16=False)
+                             save_steps=1000, sample_max_new_tokens=8, bf16=False)
     cfg = config_mod.load(path, check_paths=False)
     cfg["lora"].update(method=method, num_virtual_tokens=8, loraplus_lr_ratio=16.0)
     config_mod.save(path, cfg)
@@ -157,6 +157,9 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
     assert all((s["backend_note"] or "").startswith(expected_note or "") for s in starts)
     assert [e["step"] for e in events if e["type"] == "log"][-1] == steps and run.status()["state"] == "completed"
     assert starts[0]["trainable_params"] == estimate_for_config(cfg).trainable_parameters
+    # Live samples (at each checkpoint) come from the adapter being trained, whatever the method.
+    samples = [e for e in events if e["type"] == "sample"]
+    assert samples and all(isinstance(e["text"], str) and e["prompt"] for e in samples), samples
 
     adapter = run.adapter_dir
     tokenizer = AutoTokenizer.from_pretrained(adapter)
@@ -169,6 +172,15 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
         assert auto.peft_config["default"].peft_type.value.lower().replace("_", "") == {
             "lora": "lora", "loraplus": "lora", "ia3": "ia3", "prompt_tuning": "prompttuning"}[method]
         assert tokenizer.decode(auto.generate(**inputs, max_new_tokens=4, do_sample=False)[0])
+
+    # Merge where the method can be merged; prompt tuning says plainly why not.
+    merged = _cli(workspace, "export", run.name, "--merge")
+    if method == "prompt_tuning":
+        assert merged.returncode == 2, merged.stderr
+        assert "prompt tuning cannot be merged into the weights" in merged.stderr and "Traceback" not in merged.stderr
+    else:
+        assert merged.returncode == 0, merged.stderr
+        assert (run.path / "merged" / "config.json").exists()
 
 
 # --- the config form: a method's own fields only when they apply ----------------------------
