@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("stylelora_tui.cli.runs", "list the workspace's runs"),
     "compare": ("stylelora_tui.cli.compare", "generate base vs adapted samples and write compare.html"),
     "export": ("stylelora_tui.cli.export", "write the model card, merge the adapter, GGUF for llama.cpp/Ollama, push to the Hub, or adapters for one vLLM server"),
+    "sweep": ("stylelora_tui.cli.sweep", "run a config's sweep: grid as a queue of runs (Optuna); sweep status|stop|resume NAME"),
     "mix": ("stylelora_tui.cli.mix", "mix finished runs' adapters (TIES, DARE, linear, cat, SVD) into a new run with PEFT"),
     "config": ("stylelora_tui.cli.config", "make a config from a preset (config new) or check one (config check)"),
     "open": ("stylelora_tui.cli.app", "open the app on a workspace folder (the default)"),

@@ -58,7 +58,13 @@ def load(path: Path | str, *, workspace: Path | None = None, check_paths: bool =
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem("(file)", f"cannot read config file {path}: {exc}")]) from None
     raw, lines = parse_yaml(text, source=str(path))
+    # A sweep's grid sits beside the run config (stylelora_tui.sweeps): checked here, not part of the run config.
+    sweep = raw.pop("sweep") if isinstance(raw, dict) and "sweep" in raw else None
     config, problems = validate(raw, workspace=workspace, check_paths=check_paths, lines=lines, source=str(path))
+    if sweep is not None:
+        from stylelora_tui.sweeps.grid import check_grid
+
+        problems += check_grid(sweep, lines=lines, source=str(path))[1]
     if problems:
         raise ConfigError(problems)
     return config

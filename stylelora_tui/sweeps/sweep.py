@@ -1,0 +1,221 @@
+"""A sweep's folder (WORKSPACE/sweeps/NAME) and starting, stopping and resuming its runner.
+
+The folder holds sweep.yaml (the resolved run config and its grid), the Optuna
+study (optuna.journal), status.json (the runner's pid and state) and
+runner.log. The runner is started like a trainer, in its own session through
+``runs.control``'s spawner, so it outlives the CLI, the app and an SSH drop.
+Optuna is imported only to read a sweep's trials, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from stylelora_tui import config as config_mod
+from stylelora_tui.paths import BadName, check_name
+from stylelora_tui.runs import control
+from stylelora_tui.runs.run import Run, RunError, pid_alive, process_start_time, timestamp, write_json_atomically
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.sweeps.grid import SWEEP_KEY, check_grid, point_problems, points
+
+ACTIVE = ("starting", "running", "stopping")
+JOURNAL = "optuna.journal"
+
+
+class Sweep:
+    """One sweep folder."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "runner.log"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path / JOURNAL
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.path.parent.parent)
+
+    def read_status(self) -> dict[str, Any]:
+        import json
+
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        status = self.read_status()
+        status.update(fields, updated_at=timestamp())
+        write_json_atomically(self.status_path, status)
+        return status
+
+    def runner_alive(self) -> bool:
+        status = self.read_status()
+        return pid_alive(status.get("pid"), status.get("pid_create_time"))
+
+    def state(self) -> str:
+        """The runner's state; a runner that vanished while active reads "failed"."""
+        status = self.read_status()
+        state = status.get("state", "created")
+        if state in ACTIVE and not self.runner_alive():
+            return "failed"
+        return state
+
+    def load(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+        """The run config and the grid, as stored at the start."""
+        return load_sweep(self.path / "sweep.yaml")
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every trial with its params, run, state and held-out loss: best (lowest) loss first."""
+        if not self.journal_path.exists():
+            return []
+        study = open_study(self)
+        rows = []
+        for trial in study.get_trials(deepcopy=False):
+            run_name = trial.user_attrs.get("run")
+            run_state = None
+            if run_name and (self.workspace.runs_dir / run_name / "config.yaml").exists():
+                run_state = Run(self.workspace.runs_dir / run_name).state
+            rows.append({
+                "number": trial.number + 1, "run": run_name, "params": dict(trial.params),
+                "state": trial.state.name.lower(), "run_state": run_state, "eval_loss": trial.value,
+            })
+        return sorted(rows, key=lambda row: (row["eval_loss"] is None, row["eval_loss"] or 0.0, row["number"]))
+
+
+def load_sweep(path: Path | str, *, workspace: Path | None = None, check_paths: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+    """A sweep file's run config and grid; ConfigError listing every problem (config, grid and grid points)."""
+    path = Path(path)
+    config = config_mod.load(path, workspace=workspace, check_paths=check_paths)  # checks the grid's keys and values too
+    raw, lines = config_mod.parse_yaml(path.read_text(encoding="utf-8-sig"), source=str(path))
+    if not isinstance(raw, dict) or SWEEP_KEY not in raw:
+        raise config_mod.ConfigError([config_mod.Problem(SWEEP_KEY, "no sweep: mapping in this config; add e.g. "
+                                                         "`sweep: {lora.r: [8, 16]}` to sweep over values", None, str(path))])
+    grid, problems = check_grid(raw[SWEEP_KEY], lines=lines, source=str(path))
+    problems += point_problems(config, grid, source=str(path))
+    if problems:
+        raise config_mod.ConfigError(problems)
+    return config, grid
+
+
+def sweeps_dir(workspace: Workspace) -> Path:
+    return workspace.root / "sweeps"
+
+
+def find_sweep(workspace: Workspace, name: str | None) -> Sweep:
+    """A sweep by name; with no name, the only (or newest) one."""
+    folder = sweeps_dir(workspace)
+    if name:
+        sweep = Sweep(folder / name)
+        if not (sweep.path / "sweep.yaml").exists():
+            known = ", ".join(sorted(p.name for p in folder.glob("*/sweep.yaml"))) if folder.is_dir() else ""
+            raise RunError(f"no sweep {name!r} in {folder}" + (f"; sweeps: {known}" if known else ""))
+        return sweep
+    found = sorted(folder.glob("*/sweep.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    if not found:
+        raise RunError(f"no sweeps in {folder}; start one with `stylelora-tui sweep CONFIG`")
+    return Sweep(found[-1].parent)
+
+
+def open_study(sweep: Sweep, grid: Mapping[str, list[Any]] | None = None) -> Any:
+    """The sweep's Optuna study (a journal file in its folder), created on first use."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    grid = grid if grid is not None else sweep.load()[1]
+    storage = JournalStorage(JournalFileBackend(str(sweep.journal_path)))
+    return optuna.create_study(study_name=sweep.name, storage=storage, direction="minimize",
+                               sampler=optuna.samplers.GridSampler(dict(grid), seed=0), load_if_exists=True)
+
+
+def create_sweep(workspace: Workspace, config_path: Path, name: str | None = None) -> Sweep:
+    """Check the sweep file and make its folder with sweep.yaml (paths made absolute)."""
+    import yaml
+
+    config, grid = load_sweep(config_path, workspace=workspace.root)
+    name = name or Path(config_path).stem
+    try:
+        check_name(name, "sweep name")
+    except BadName as exc:
+        raise RunError(str(exc)) from None
+    control.check_model(config, workspace.root)
+    workspace.ensure()
+    sweep = Sweep(sweeps_dir(workspace) / name)
+    try:
+        sweep.path.mkdir(parents=True)
+    except FileExistsError:
+        raise RunError(f"sweep {name} already exists in {sweep.path.parent}: `stylelora-tui sweep resume {name}` "
+                       "continues it, or give another --name") from None
+    resolved = config_mod.resolve(config, workspace.root)
+    text = (f"# Sweep {name} (source: {config_path}); {len(points(grid))} runs\n" + config_mod.to_yaml(resolved)
+            + yaml.safe_dump({SWEEP_KEY: grid}, default_flow_style=None, sort_keys=True))
+    (sweep.path / "sweep.yaml").write_text(text, encoding="utf-8")
+    sweep.update_status(state="created", created_at=timestamp(), runs=len(points(grid)))
+    return sweep
+
+
+def launch(sweep: Sweep, env: Mapping[str, str] | None = None) -> int:
+    """Start the sweep's runner in its own session (runner.log); return its pid."""
+    if sweep.runner_alive():
+        raise RunError(f"sweep {sweep.name} is already {sweep.read_status().get('state')} (runner pid {sweep.read_status().get('pid')})")
+    if sweep.read_status().get("state") == "completed":
+        raise RunError(f"sweep {sweep.name} already completed")
+    sweep.update_status(state="starting", pid=None, pid_create_time=None, error=None, ended_at=None)
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    command = [sys.executable, "-m", "stylelora_tui.sweeps.runner", str(sweep.path)]
+    # The trainer's spawner: the runner ends up nobody's child, in a session of its own.
+    spawner = subprocess.run([sys.executable, "-c", control._SPAWNER, str(sweep.log_path), str(sweep.path), *command],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env, timeout=60)
+    if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
+        sweep.update_status(state="failed", error=f"could not start the sweep runner: {spawner.stderr.strip()[-500:]}")
+        raise RunError(f"could not start the runner of sweep {sweep.name}: {spawner.stderr.strip()[-500:]}")
+    pid = int(spawner.stdout.strip())
+    if sweep.read_status().get("pid") is None:
+        sweep.update_status(pid=pid, pid_create_time=process_start_time(pid))
+    return pid
+
+
+def stop(sweep: Sweep) -> bool:
+    """Ask the runner to stop its current run (which checkpoints) and end; False if it is not running."""
+    status = sweep.read_status()
+    if not sweep.runner_alive():
+        return False
+    try:
+        os.kill(int(status["pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    if status.get("state") != "stopping":
+        sweep.update_status(state="stopping")
+    return True
+
+
+def wait(sweep: Sweep, timeout: float | None = None) -> str:
+    """Wait until the runner has ended; its final state."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while sweep.runner_alive():
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return sweep.state()

@@ -1,0 +1,186 @@
+"""Sweeps: the grid is checked like the config, and a sweep runs (and resumes) as a queue of ordinary runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, stylelora_command, write_tiny_config
+from stylelora_tui import config as config_mod
+from stylelora_tui.runs.events import eval_history, read_events
+from stylelora_tui.runs.run import Run
+from stylelora_tui.runs.workspace import Workspace
+from stylelora_tui.sweeps.grid import apply, check_grid, points, run_name
+from stylelora_tui.sweeps.sweep import Sweep, load_sweep
+
+
+def sweep_file(workspace: Path, tiny_model: Path, grid: str, name: str = "tiny", **train) -> Path:
+    path = write_tiny_config(workspace, tiny_model, name=name, backend="peft", load_in_4bit=False, **train)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(grid)
+    return path
+
+
+def cli(workspace: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(stylelora_command(*args, "-w", str(workspace)), capture_output=True, text=True,
+                          env=cli_env(), timeout=timeout)
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def test_a_grid_is_coerced_by_the_config_rules_and_expands_to_every_combination() -> None:
+    grid, problems = check_grid({"lora.r": [8, 16], "train.learning_rate": ["1e-4", 2e-4],
+                                 "lora.target_modules": [["q_proj", "v_proj"]]})
+    assert problems == []
+    assert grid["train.learning_rate"] == [1e-4, 2e-4]  # text read as a number, as in the config
+    combos = points(grid)
+    assert len(combos) == 4 and {c["lora.r"] for c in combos} == {8, 16}
+    config = apply(config_mod.defaults(), combos[0])
+    assert config["lora"]["target_modules"] == ["q_proj", "v_proj"] and config["lora"]["r"] == 8
+    assert run_name("lr-sweep", 0, {"lora.r": 8, "train.learning_rate": 1e-4}) == "lr-sweep-01-r8-lr1e-4"
+    assert run_name("s", 11, {"train.learning_rate": 2.5e-4, "lora.use_dora": True}) == "s-12-dora-lr2.5e-4"
+    assert run_name("s", 0, {"lora.use_rslora": False, "lora.method": "ia3"}) == "s-01-ia3-norslora"
+
+
+@pytest.mark.parametrize(
+    ("grid", "key", "words"),
+    [
+        ({"lora.r": [0, 8]}, "sweep.lora.r", ["value 0", "must be > 0"]),
+        ({"lora.rr": [8]}, "sweep.lora.rr", ["unknown config key", "lora.r"]),
+        ({"r": [8]}, "sweep.r", ["unknown config key"]),
+        ({"lora.r": 8}, "sweep.lora.r", ["non-empty list"]),
+        ({"lora.r": []}, "sweep.lora.r", ["non-empty list"]),
+        ({"lora.r": [8, 8]}, "sweep.lora.r", ["twice"]),
+        ({"lora.method": ["lora", "lorax"]}, "sweep.lora.method", ["lorax", "must be one of"]),
+        ({"lora.r": list(range(1, 30)), "train.seed": list(range(10))}, "sweep", ["290 points"]),
+        ([8, 16], "sweep", ["mapping of dotted config keys"]),
+    ],
+)
+def test_a_bad_grid_is_refused_naming_the_key_and_value(grid, key, words) -> None:
+    _, problems = check_grid(grid)
+    assert problems and problems[0].key == key, problems
+    assert all(word in problems[0].message for word in words), problems[0].message
+
+
+def test_config_check_accepts_a_sweep_and_reports_a_bad_one_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    config_mod.save(path, config_mod.defaults())
+    base = path.read_text(encoding="utf-8")
+    path.write_text(base + "sweep:\n  lora.r: [8, 16]\n", encoding="utf-8")
+    config_mod.load(path, check_paths=False)  # a sweep key does not break a config
+    path.write_text(base + "sweep:\n  lora.r: [8, 0]\n", encoding="utf-8")
+    with pytest.raises(config_mod.ConfigError) as caught:
+        config_mod.load(path, check_paths=False)
+    (problem,) = caught.value.problems
+    assert problem.key == "sweep.lora.r" and "value 0" in str(problem)
+    assert problem.line == len(base.splitlines()) + 2  # the lora.r line under sweep:
+
+
+def test_each_grid_point_gets_the_configs_cross_checks(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    config_mod.save(path, config_mod.defaults())
+    path.write_text(path.read_text(encoding="utf-8") + "sweep:\n  lora.method: [lora, ia3]\n  lora.use_dora: [true]\n",
+                    encoding="utf-8")
+    with pytest.raises(config_mod.ConfigError) as caught:
+        load_sweep(path, check_paths=False)
+    assert "lora.use_dora" in str(caught.value) and "lora.method=ia3" in str(caught.value)
+    assert "lora.method=lora" not in str(caught.value)
+
+
+def test_a_config_without_a_sweep_cannot_start_one(workspace: Path, tiny_model: Path) -> None:
+    path = write_tiny_config(workspace, tiny_model, backend="peft", load_in_4bit=False)
+    result = cli(workspace, "sweep", str(path), "--detach")
+    assert result.returncode == 2 and "no sweep: mapping" in result.stderr and "Traceback" not in result.stderr
+    assert not (workspace / "sweeps").exists()
+    result = cli(workspace, "sweep", "status")
+    assert result.returncode == 2 and "no sweeps in" in result.stderr
+
+
+# --------------------------------------------------------------------------- real sweeps
+
+
+def wait_for(predicate, timeout: float = 240, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(interval)
+
+
+def status_json(workspace: Path, name: str) -> dict:
+    result = cli(workspace, "sweep", "status", name, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def final_eval_loss(run: Run) -> float:
+    return eval_history(run.events())[-1]["eval_loss"]
+
+
+GRID = "sweep:\n  lora.r: [4, 8]\n"
+
+
+@pytest.mark.slow
+def test_a_two_trial_sweep_runs_to_the_end_detached_and_lists_its_trials_best_first(workspace, tiny_model) -> None:
+    path = sweep_file(workspace, tiny_model, GRID, max_steps=4, save_steps=2, sample_steps=-1)
+    result = cli(workspace, "sweep", str(path), "--name", "grid", "--detach")
+    assert result.returncode == 0, result.stderr
+    sweep = Sweep(Path(result.stdout.strip()))
+    assert sweep.path == workspace / "sweeps" / "grid" and (sweep.path / "optuna.journal").parent.is_dir()
+    wait_for(lambda: not sweep.runner_alive())
+    report = status_json(workspace, "grid")
+    assert report["state"] == "completed", (sweep.log_path.read_text(), report)
+    trials = report["trials"]
+    assert sorted(t["params"]["lora.r"] for t in trials) == [4, 8]
+    assert [t["eval_loss"] for t in trials] == sorted(t["eval_loss"] for t in trials)  # best first
+    for trial in trials:
+        run = Workspace(workspace).find_run(trial["run"])
+        assert trial["state"] == "complete" and run.state == "completed"
+        assert trial["eval_loss"] == pytest.approx(final_eval_loss(run))  # the objective: the last held-out loss
+        assert run.config()["lora"]["r"] == trial["params"]["lora.r"]
+        assert trial["run"] == f"grid-0{trial['number']}-r{trial['params']['lora.r']}"
+    # The study is done: a resume refuses, and nothing ran twice.
+    again = cli(workspace, "sweep", "resume", "grid")
+    assert again.returncode == 2 and "already completed" in again.stderr
+    assert len(Workspace(workspace).runs()) == 2
+    table = cli(workspace, "sweep", "status", "grid")
+    assert table.returncode == 0 and "completed" in table.stdout and trials[0]["run"] in table.stdout
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_resumes_its_run_and_finishes_the_grid_without_running_a_trial_twice(workspace, tiny_model) -> None:
+    path = sweep_file(workspace, tiny_model, GRID, max_steps=8, save_steps=2, sample_steps=-1)
+    result = cli(workspace, "sweep", str(path), "--name", "halt", "--detach")
+    assert result.returncode == 0, result.stderr
+    sweep = Sweep(Path(result.stdout.strip()))
+    ws = Workspace(workspace)
+
+    def first_run_is_training() -> bool:
+        runs = ws.runs()
+        return bool(runs) and any(e["type"] == "log" for e in read_events(runs[0].events_path))
+
+    wait_for(first_run_is_training)
+    stopped = cli(workspace, "sweep", "stop", "halt")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_for(lambda: not sweep.runner_alive(), timeout=120)
+    (first,) = ws.runs()
+    assert sweep.state() == "stopped" and first.state == "stopped" and first.latest_checkpoint() is not None
+    report = status_json(workspace, "halt")
+    assert [t["state"] for t in report["trials"]] == ["running"]
+    assert cli(workspace, "sweep", "stop", "halt").returncode == 1  # nothing to stop now
+
+    resumed = cli(workspace, "sweep", "resume", "halt", timeout=300)  # follows to the end
+    assert resumed.returncode == 0, resumed.stderr + sweep.log_path.read_text()
+    assert f"resumed run {first.name}" in resumed.stdout
+    runs = ws.runs()
+    assert len(runs) == 2 and all(run.state == "completed" for run in runs)
+    assert sum(e["type"] == "resume" for e in read_events(first.events_path)) == 1
+    report = status_json(workspace, "halt")
+    assert report["state"] == "completed"
+    assert sorted(t["params"]["lora.r"] for t in report["trials"]) == [4, 8]
+    assert all(t["state"] == "complete" and t["eval_loss"] is not None for t in report["trials"])
