@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -125,13 +127,22 @@ def final_eval_loss(run: Run) -> float:
 GRID = "sweep:\n  lora.r: [4, 8]\n"
 
 
+def first_run_is_training(ws: Workspace) -> bool:
+    runs = ws.runs()
+    return bool(runs) and any(e["type"] == "log" for e in read_events(runs[0].events_path))
+
+
 @pytest.mark.slow
 def test_a_two_trial_sweep_runs_to_the_end_detached_and_lists_its_trials_best_first(workspace, tiny_model) -> None:
     path = sweep_file(workspace, tiny_model, GRID, max_steps=4, save_steps=2, sample_steps=-1)
     result = cli(workspace, "sweep", str(path), "--name", "grid", "--detach")
     assert result.returncode == 0, result.stderr
     sweep = Sweep(Path(result.stdout.strip()))
-    assert sweep.path == workspace / "sweeps" / "grid" and (sweep.path / "optuna.journal").parent.is_dir()
+    assert sweep.path == workspace / "sweeps" / "grid"
+    twice = cli(workspace, "sweep", "resume", "grid")
+    assert twice.returncode == 2 and "already running" in twice.stderr, twice.stderr
+    same_name = cli(workspace, "sweep", str(path), "--name", "grid", "--detach")
+    assert same_name.returncode == 2 and "sweep resume grid" in same_name.stderr
     wait_for(lambda: not sweep.runner_alive())
     report = status_json(workspace, "grid")
     assert report["state"] == "completed", (sweep.log_path.read_text(), report)
@@ -159,12 +170,7 @@ def test_a_stopped_sweep_resumes_its_run_and_finishes_the_grid_without_running_a
     assert result.returncode == 0, result.stderr
     sweep = Sweep(Path(result.stdout.strip()))
     ws = Workspace(workspace)
-
-    def first_run_is_training() -> bool:
-        runs = ws.runs()
-        return bool(runs) and any(e["type"] == "log" for e in read_events(runs[0].events_path))
-
-    wait_for(first_run_is_training)
+    wait_for(lambda: first_run_is_training(ws))
     stopped = cli(workspace, "sweep", "stop", "halt")
     assert stopped.returncode == 0, stopped.stderr
     wait_for(lambda: not sweep.runner_alive(), timeout=120)
@@ -184,3 +190,24 @@ def test_a_stopped_sweep_resumes_its_run_and_finishes_the_grid_without_running_a
     assert report["state"] == "completed"
     assert sorted(t["params"]["lora.r"] for t in report["trials"]) == [4, 8]
     assert all(t["state"] == "complete" and t["eval_loss"] is not None for t in report["trials"])
+
+
+@pytest.mark.slow
+def test_a_killed_runner_leaves_its_run_training_and_a_resume_waits_for_it_then_finishes(workspace, tiny_model) -> None:
+    path = sweep_file(workspace, tiny_model, GRID, max_steps=6, save_steps=2, sample_steps=-1)
+    result = cli(workspace, "sweep", str(path), "--name", "crash", "--detach")
+    assert result.returncode == 0, result.stderr
+    sweep = Sweep(Path(result.stdout.strip()))
+    ws = Workspace(workspace)
+    wait_for(lambda: first_run_is_training(ws))
+    os.kill(sweep.read_status()["pid"], signal.SIGKILL)  # a crash: no chance to record anything
+    wait_for(lambda: not sweep.runner_alive(), timeout=30)
+    assert status_json(workspace, "crash")["state"] == "failed"
+    (first,) = ws.runs()
+    resumed = cli(workspace, "sweep", "resume", "crash", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr + sweep.log_path.read_text()
+    runs = ws.runs()
+    assert len(runs) == 2 and all(run.state == "completed" for run in runs)
+    assert not any(e["type"] == "resume" for e in read_events(first.events_path))  # it trained on, unbroken
+    report = status_json(workspace, "crash")
+    assert report["state"] == "completed" and [t["state"] for t in report["trials"]] == ["complete", "complete"]

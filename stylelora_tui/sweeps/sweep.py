@@ -9,13 +9,15 @@ Optuna is imported only to read a sweep's trials, never at import time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from stylelora_tui import config as config_mod
 from stylelora_tui.paths import BadName, check_name
@@ -53,6 +55,16 @@ class Sweep:
     @property
     def workspace(self) -> Workspace:
         return Workspace(self.path.parent.parent)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock on starting this sweep's runner: two resumes at once start one runner."""
+        with open(self.path / ".lock", "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def read_status(self) -> dict[str, Any]:
         import json
@@ -177,8 +189,13 @@ def create_sweep(workspace: Workspace, config_path: Path, name: str | None = Non
 
 def launch(sweep: Sweep, env: Mapping[str, str] | None = None) -> int:
     """Start the sweep's runner in its own session (runner.log); return its pid."""
+    with sweep.lock():
+        return _launch(sweep, env)
+
+
+def _launch(sweep: Sweep, env: Mapping[str, str] | None) -> int:
     if sweep.runner_alive():
-        raise RunError(f"sweep {sweep.name} is already {sweep.read_status().get('state')} (runner pid {sweep.read_status().get('pid')})")
+        raise RunError(f"sweep {sweep.name} is already running (runner pid {sweep.read_status().get('pid')})")
     if sweep.read_status().get("state") == "completed":
         raise RunError(f"sweep {sweep.name} already completed")
     sweep.update_status(state="starting", pid=None, pid_create_time=None, error=None, ended_at=None)
