@@ -103,6 +103,23 @@ def test_a_config_without_a_sweep_cannot_start_one(workspace: Path, tiny_model: 
     assert result.returncode == 2 and "no sweeps in" in result.stderr
 
 
+def test_swept_paths_are_checked_per_point_and_stored_absolute(workspace: Path, tiny_model: Path) -> None:
+    from conftest import write_corpus
+
+    from stylelora_tui.sweeps.sweep import create_sweep
+
+    write_corpus(workspace / "corpus-b")
+    path = sweep_file(workspace, tiny_model, "sweep:\n  data.corpus: [corpus, corpus-b, corpus-c]\n")
+    with pytest.raises(config_mod.ConfigError) as caught:
+        create_sweep(Workspace(workspace), path)
+    assert "data.corpus=corpus-c" in str(caught.value) and "does not exist" in str(caught.value)
+    assert "data.corpus=corpus-b" not in str(caught.value) and not (workspace / "sweeps").exists()
+    path = sweep_file(workspace, tiny_model, "sweep:\n  data.corpus: [corpus, corpus-b]\n")
+    sweep = create_sweep(Workspace(workspace), path, "paths")
+    _, grid = sweep.load()
+    assert grid["data.corpus"] == [str((workspace / "corpus").resolve()), str((workspace / "corpus-b").resolve())]
+
+
 # --------------------------------------------------------------------------- real sweeps
 
 

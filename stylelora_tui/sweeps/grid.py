@@ -93,11 +93,14 @@ def apply(config: Mapping[str, Mapping[str, Any]], params: Mapping[str, Any]) ->
     return result
 
 
-def point_problems(config: Mapping[str, Mapping[str, Any]], grid: Mapping[str, list[Any]], source: str | None = None) -> list[Problem]:
-    """The config's cross-checks for every grid point (e.g. a LoRA variant under a method that has none)."""
+def point_problems(
+    config: Mapping[str, Mapping[str, Any]], grid: Mapping[str, list[Any]], source: str | None = None, *,
+    workspace: Any = None, check_paths: bool = False,
+) -> list[Problem]:
+    """The config's checks for every grid point (e.g. a LoRA variant under a method that has none, a missing corpus)."""
     problems = []
     for params in points(grid):
-        _, found = validate(apply(config, params), check_paths=False)
+        _, found = validate(apply(config, params), workspace=workspace, check_paths=check_paths)
         for p in found:
             where = ", ".join(f"{k}={v}" for k, v in params.items())
             problems.append(Problem(p.key, f"at the grid point {where}: {p.message}", None, source))

@@ -24,7 +24,7 @@ from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.runs import control
 from stylelora_tui.runs.run import Run, RunError, pid_alive, process_start_time, timestamp, write_json_atomically
 from stylelora_tui.runs.workspace import Workspace
-from stylelora_tui.sweeps.grid import SWEEP_KEY, check_grid, point_problems, points
+from stylelora_tui.sweeps.grid import SWEEP_KEY, apply, check_grid, point_problems, points
 
 ACTIVE = ("starting", "running", "stopping")
 JOURNAL = "optuna.journal"
@@ -123,7 +123,7 @@ def load_sweep(path: Path | str, *, workspace: Path | None = None, check_paths: 
         raise config_mod.ConfigError([config_mod.Problem(SWEEP_KEY, "no sweep: mapping in this config; add e.g. "
                                                          "`sweep: {lora.r: [8, 16]}` to sweep over values", None, str(path))])
     grid, problems = check_grid(raw[SWEEP_KEY], lines=lines, source=str(path))
-    problems += point_problems(config, grid, source=str(path))
+    problems += point_problems(config, grid, source=str(path), workspace=workspace, check_paths=check_paths)
     if problems:
         raise config_mod.ConfigError(problems)
     return config, grid
@@ -180,11 +180,24 @@ def create_sweep(workspace: Workspace, config_path: Path, name: str | None = Non
         raise RunError(f"sweep {name} already exists in {sweep.path.parent}: `stylelora-tui sweep resume {name}` "
                        "continues it, or give another --name") from None
     resolved = config_mod.resolve(config, workspace.root)
+    grid = _resolve_paths(config, grid, workspace.root)
     text = (f"# Sweep {name} (source: {config_path}); {len(points(grid))} runs\n" + config_mod.to_yaml(resolved)
             + yaml.safe_dump({SWEEP_KEY: grid}, default_flow_style=None, sort_keys=True))
     (sweep.path / "sweep.yaml").write_text(text, encoding="utf-8")
     sweep.update_status(state="created", created_at=timestamp(), runs=len(points(grid)))
     return sweep
+
+
+_PATH_KEYS = ("model.name", "data.corpus", "train.accelerate_config")
+
+
+def _resolve_paths(config: Mapping[str, Mapping[str, Any]], grid: Mapping[str, list[Any]], root: Path) -> dict[str, list[Any]]:
+    """Swept paths made absolute like the run config's own, so each run reads them from anywhere."""
+    resolved = dict(grid)
+    for key in set(_PATH_KEYS) & set(grid):
+        section, _, name = key.partition(".")
+        resolved[key] = [config_mod.resolve(apply(config, {key: value}), root)[section][name] for value in grid[key]]
+    return resolved
 
 
 def launch(sweep: Sweep, env: Mapping[str, str] | None = None) -> int:
