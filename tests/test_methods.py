@@ -16,7 +16,7 @@ from stylelora_tui.training.estimate import estimate_for_config
 from stylelora_tui.training.methods import first_sentence, peft_config
 from stylelora_tui.training.plan import launch_summary
 
-METHODS = ["lora", "loraplus", "ia3", "prompt_tuning"]
+METHODS = ["lora", "loraplus", "ia3", "prompt_tuning", "prefix_tuning"]
 
 
 def method_config(model: Path, corpus: Path, method: str, **lora) -> dict:
@@ -39,7 +39,7 @@ def test_the_default_method_is_lora_and_a_config_without_it_still_loads():
 def test_an_unknown_method_is_named_with_the_choices():
     _, problems = config_mod.validate({"lora": {"method": "ia4"}}, check_paths=False)
     assert len(problems) == 1 and problems[0].key == "lora.method"
-    assert "lora, loraplus, ia3, prompt_tuning" in problems[0].message and "'ia3'" in problems[0].message
+    assert "lora, loraplus, ia3, prompt_tuning, prefix_tuning" in problems[0].message and "'ia3'" in problems[0].message
 
 
 def test_a_lora_variant_under_a_method_without_lora_matrices_is_refused():
@@ -56,7 +56,7 @@ def test_a_lora_variant_under_a_method_without_lora_matrices_is_refused():
 
 
 @pytest.mark.parametrize("requested", ["auto", "unsloth"])
-@pytest.mark.parametrize("method", ["ia3", "prompt_tuning"])
+@pytest.mark.parametrize("method", ["ia3", "prompt_tuning", "prefix_tuning"])
 def test_methods_unsloth_cannot_build_go_to_peft_with_the_reason(requested, method):
     backend, note = choose_backend(requested, 1, method)
     assert backend == "peft" and f"lora.method {method} is not offered by Unsloth" in note
@@ -80,7 +80,7 @@ def test_the_launch_summary_names_the_method_and_the_backend_reason(workspace, t
 
 @pytest.mark.parametrize("method, lora", [
     ("lora", {}), ("lora", {"use_dora": True, "target_modules": ["q_proj", "down_proj"]}), ("loraplus", {}),
-    ("ia3", {}), ("prompt_tuning", {}), ("prompt_tuning", {"num_virtual_tokens": 11}),
+    ("ia3", {}), ("prompt_tuning", {}), ("prompt_tuning", {"num_virtual_tokens": 11}), ("prefix_tuning", {}),
 ])
 def test_the_trainable_count_matches_peft_exactly(workspace, tiny_model, method, lora):
     import torch
@@ -170,14 +170,15 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
         assert (tuned(**inputs).logits[:, -1] - base).abs().max().item() > 1e-4
         auto = AutoPeftModelForCausalLM.from_pretrained(adapter)
         assert auto.peft_config["default"].peft_type.value.lower().replace("_", "") == {
-            "lora": "lora", "loraplus": "lora", "ia3": "ia3", "prompt_tuning": "prompttuning"}[method]
+            "lora": "lora", "loraplus": "lora", "ia3": "ia3", "prompt_tuning": "prompttuning",
+            "prefix_tuning": "prefixtuning"}[method]
         assert tokenizer.decode(auto.generate(**inputs, max_new_tokens=4, do_sample=False)[0])
 
     # Merge where the method can be merged; prompt tuning says plainly why not.
     merged = _cli(workspace, "export", run.name, "--merge")
-    if method == "prompt_tuning":
+    if method in ("prompt_tuning", "prefix_tuning"):
         assert merged.returncode == 2, merged.stderr
-        assert "prompt tuning cannot be merged into the weights" in merged.stderr and "Traceback" not in merged.stderr
+        assert f"{method.replace('_', ' ')} cannot be merged into the weights" in merged.stderr and "Traceback" not in merged.stderr
     else:
         assert merged.returncode == 0, merged.stderr
         assert (run.path / "merged" / "config.json").exists()

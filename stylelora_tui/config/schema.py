@@ -47,8 +47,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "lora": {
         "method": Field(
             "choice", "lora",
-            "adapter method: lora, loraplus (LoRA with the LoRA+ optimizer), ia3, prompt_tuning (virtual tokens)",
-            choices=("lora", "loraplus", "ia3", "prompt_tuning"),
+            "adapter method: lora, loraplus (LoRA with the LoRA+ optimizer), ia3, prompt_tuning, prefix_tuning",
+            choices=("lora", "loraplus", "ia3", "prompt_tuning", "prefix_tuning"),
         ),
         "r": Field("int", 16, "LoRA rank", exclusive_minimum=0, maximum=4096),
         "lora_alpha": Field("int", 32, "LoRA scaling numerator (scale = alpha / r)", exclusive_minimum=0),
@@ -70,7 +70,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
             "float", 16.0, "loraplus: B's learning rate over A's (the LoRA+ paper's 16)", exclusive_minimum=0.0
         ),
         "num_virtual_tokens": Field(
-            "int", 20, "prompt_tuning: learned tokens put before every sequence", exclusive_minimum=0, maximum=4096
+            "int", 20, "prompt_tuning, prefix_tuning: learned tokens put before every sequence", exclusive_minimum=0, maximum=4096
         ),
     },
     "train": {
@@ -137,7 +137,7 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     **{key: _LORA_MATRICES for key in ("r", "lora_alpha", "lora_dropout", "target_modules", "use_rslora", "use_dora",
                                        "init_lora_weights")},
     "loraplus_lr_ratio": ("loraplus",),
-    "num_virtual_tokens": ("prompt_tuning",),
+    "num_virtual_tokens": ("prompt_tuning", "prefix_tuning"),
 }
 
 

@@ -240,10 +240,10 @@ def _cross_checks(config: dict[str, dict[str, Any]], problem: Any) -> None:
 
 def _method_checks(config: dict[str, dict[str, Any]], problem: Any) -> None:
     """Fields of another method at their defaults are ignored (switching methods keeps a config valid); a LoRA
-    variant switched on under ia3 or prompt_tuning is an error, since it would silently not be trained."""
+    variant switched on under a method without LoRA matrices is an error, since it would silently not be trained."""
     lora = config["lora"]
     method = lora["method"]
-    if method in ("ia3", "prompt_tuning"):
+    if method not in ("lora", "loraplus"):
         for key, off in (("use_dora", False), ("use_rslora", False), ("init_lora_weights", "true")):
             if lora[key] != off:
                 problem(f"lora.{key}", f"applies to lora and loraplus only, not to lora.method {method}; "

@@ -389,7 +389,7 @@ def estimate_for_config(config: dict, search_dirs: Iterable[Path] = ()) -> Estim
         backend="peft" if backend == "peft" or not is_lora else "unsloth",
         lora_dropout=dropout if is_lora else 0.0,
     )
-    if not is_lora:  # ia3 / prompt_tuning: their own fp32 weights, gradients and optimizer states
+    if not is_lora:  # ia3, prompt and prefix tuning: their own fp32 weights, gradients and optimizer states
         n = trainable_parameters(shape, lora) or 0
         memory = replace(memory, lora_weights=n * ADAPTER_BYTES, gradients=n * ADAPTER_BYTES,
                          optimizer_states=n * optimizer_state_bytes(str(train.get("optim") or "auto")))

@@ -12,6 +12,8 @@ inside the functions that build the config and the LoRA+ optimizer.
   and the feed-forward down_proj): one learned scaling vector per module.
 - ``prompt_tuning``: PEFT ``PromptTuningConfig``: ``num_virtual_tokens`` learned
   input embeddings, initialised from the text of the corpus's first sentence.
+- ``prefix_tuning``: PEFT ``PrefixTuningConfig``: ``num_virtual_tokens`` learned
+  keys and values in every layer's attention (no reparameterisation MLP).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-METHODS = ("lora", "loraplus", "ia3", "prompt_tuning")
+METHODS = ("lora", "loraplus", "ia3", "prompt_tuning", "prefix_tuning")
 LORA_METHODS = ("lora", "loraplus")
 #: What Unsloth's ``FastLanguageModel.get_peft_model`` can build (it makes LoRA only).
 UNSLOTH_METHODS = LORA_METHODS
@@ -61,6 +63,8 @@ def trainable_parameters(shape: Any, lora: dict[str, Any]) -> int | None:
         return per_layer * shape.num_hidden_layers
     if method == "prompt_tuning":
         return int(lora.get("num_virtual_tokens") or 0) * shape.hidden_size
+    if method == "prefix_tuning":  # a key and a value per virtual token and layer (the KV heads' width)
+        return int(lora.get("num_virtual_tokens") or 0) * shape.num_hidden_layers * 2 * shape.kv_dim
     return None
 
 
@@ -94,6 +98,10 @@ def peft_config(cfg: dict[str, dict[str, Any]], model_path: str) -> Any:
             prompt_tuning_init_text=first_sentence(Path(cfg["data"]["corpus"])),
             tokenizer_name_or_path=model_path,
         )
+    if method == "prefix_tuning":
+        from peft import PrefixTuningConfig
+
+        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=int(lora["num_virtual_tokens"]))
     from peft import LoraConfig
 
     return LoraConfig(**lora_kwargs(lora), task_type="CAUSAL_LM")
