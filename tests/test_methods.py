@@ -96,6 +96,21 @@ def test_the_trainable_count_matches_peft_exactly(workspace, tiny_model, method,
     assert estimate.memory.lora_weights == 4 * trainable  # fp32 adapter weights in the memory estimate too
 
 
+def test_the_time_estimate_counts_lora_matmuls_only_for_the_lora_methods(workspace, tiny_model):
+    from stylelora_tui.training import cost
+
+    card = cost.GpuType("G", 80.0, 1e-3, True, 3.6, "test", 0.5, "test")
+    corpus = workspace / "corpus"
+
+    def seconds(method: str, r: int) -> float:
+        cfg = method_config(tiny_model, corpus, method, r=r)
+        cfg["train"]["max_steps"] = 10
+        return cost.cost_table(cfg, workspace, gpus=[card]).rows[0].seconds
+
+    assert seconds("lora", 64) > seconds("lora", 4)
+    assert seconds("ia3", 64) == seconds("ia3", 4) < seconds("lora", 4)
+
+
 def test_prompt_tuning_starts_from_the_first_sentence_of_the_corpus(workspace):
     corpus = write_corpus(workspace / "corpus")
     assert first_sentence(corpus) == "You wind the lamp at dusk and count the ships that pass the point."

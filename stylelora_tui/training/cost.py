@@ -364,7 +364,8 @@ def cost_table(config: dict, workspace: Path | None = None, *, search_dirs: Iter
         verdict = verdicts(memory, [card])[0][1]
         if train.get("bf16") is True and not gpu.bf16:
             verdict = "no bf16"
-        flops = flops_per_token(without.shape, r=int(lora["r"]), target_modules=targets, context=work.context,
+        rank = int(lora["r"]) if lora.get("method", "lora") in ("lora", "loraplus") else 0  # other methods: no A, B
+        flops = flops_per_token(without.shape, r=rank, target_modules=targets, context=work.context,
                                 gradient_checkpointing=checkpointing)
         fp32 = train.get("bf16") is False and train.get("fp16") is not True and gpu.fp32_tflops
         peak = (gpu.fp32_tflops if fp32 else gpu.peak_tflops) * 1e12
