@@ -228,3 +228,19 @@ def test_a_killed_runner_leaves_its_run_training_and_a_resume_waits_for_it_then_
     assert not any(e["type"] == "resume" for e in read_events(first.events_path))  # it trained on, unbroken
     report = status_json(workspace, "crash")
     assert report["state"] == "completed" and [t["state"] for t in report["trials"]] == ["complete", "complete"]
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_as_failed_and_the_sweep_goes_on(workspace, tiny_model) -> None:
+    # No instruction record fits 16 tokens: that run fails at once, with the trainer's reason.
+    path = sweep_file(workspace, tiny_model, "sweep:\n  model.max_seq_length: [16, 128]\n",
+                      max_steps=2, save_steps=2, sample_steps=-1)
+    result = cli(workspace, "sweep", str(path), "--name", "mixed", timeout=300)  # follows to the end
+    assert result.returncode == 0, result.stderr
+    assert "failed: run failed: no training record fits model.max_seq_length=16" in result.stdout
+    assert "held-out loss" in result.stdout
+    report = status_json(workspace, "mixed")
+    assert report["state"] == "completed"
+    good, bad = report["trials"]  # a loss sorts before none
+    assert good["state"] == "complete" and good["eval_loss"] is not None and good["params"]["model.max_seq_length"] == 128
+    assert bad["state"] == "fail" and bad["eval_loss"] is None and bad["run_state"] == "failed"

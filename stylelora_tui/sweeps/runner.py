@@ -97,7 +97,9 @@ class Runner:
             self._tell(trial_id, TrialState.COMPLETE, loss)
             self.log(f"trial {number + 1}: run {name} completed, held-out loss {loss:.4f}")
         else:
-            why = "no held-out loss (no eval split, or no eval step)" if state == "completed" else f"run {state}"
+            error = run.read_status().get("error")
+            why = ("no held-out loss (no eval split, or no eval step)" if state == "completed"
+                   else f"run {state}" + (f": {error}" if error else ""))
             self._tell(trial_id, TrialState.FAIL, None)
             self.log(f"trial {number + 1}: failed: {why}")
         return True
