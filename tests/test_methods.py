@@ -197,6 +197,12 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
     else:
         assert merged.returncode == 0, merged.stderr
         assert (run.path / "merged" / "config.json").exists()
+    if method == "prompt_tuning":
+        # Compare scores the held-out loss past the virtual tokens' positions (they come first in the logits).
+        compared = _cli(workspace, "compare", run.name, "--prompts", "1", "--samples", "1", "--max-new-tokens", "8",
+                        "-o", str(workspace / "compare.html"))
+        out = compared.stdout + compared.stderr
+        assert compared.returncode == 0 and "held-out loss: base" in out and "failed" not in out, out
 
 
 # --- the config form: a method's own fields only when they apply ----------------------------

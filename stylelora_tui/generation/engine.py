@@ -215,7 +215,8 @@ class Engine:
                     ids = torch.tensor([row["input_ids"]], device=self.model.device)
                     mask = torch.tensor([row["completion_mask"]], device=self.model.device, dtype=torch.bool)
                     labels = torch.where(mask, ids, torch.full_like(ids, -100))[:, 1:]
-                    logits = self.model(input_ids=ids).logits[:, :-1].float()
+                    # The last len(ids) positions: prompt tuning puts its virtual tokens' logits first.
+                    logits = self.model(input_ids=ids).logits[:, -ids.shape[1]:-1].float()
                     total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum").item()
                     tokens += int((labels != -100).sum())
             loss = total / tokens if tokens else None
