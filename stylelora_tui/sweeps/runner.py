@@ -47,18 +47,18 @@ class Runner:
             # Left running by a stop or a crash: continue its run, never start the point again.
             if self.stopping:
                 return "stopped"
-            if not self.finish(frozen.number, frozen._trial_id, frozen.user_attrs.get("run"), dict(frozen.params)):
+            if not self.finish(frozen.number, frozen.user_attrs.get("run"), dict(frozen.params)):
                 return "stopped"
         while len(self.study.trials) < len(points(self.grid)) and not self.stopping:
             trial = self.study.ask()
             params = {key: trial.suggest_categorical(key, values) for key, values in sorted(self.grid.items())}
             name = run_name(self.sweep.name, trial.number, params)
             trial.set_user_attr("run", name)
-            if not self.finish(trial.number, trial._trial_id, name, params):
+            if not self.finish(trial.number, name, params):
                 return "stopped"
         return "stopped" if self.stopping else "completed"
 
-    def finish(self, number: int, trial_id: int, name: str | None, params: dict[str, Any]) -> bool:
+    def finish(self, number: int, name: str | None, params: dict[str, Any]) -> bool:
         """Train (or resume) the trial's run to its end and tell Optuna; False when the sweep is stopping."""
         from optuna.trial import TrialState
 
@@ -77,7 +77,7 @@ class Runner:
                 self.log(f"trial {number + 1}: restarted run {name}")
         except RunError as exc:
             self.log(f"trial {number + 1}: {exc}")
-            self._tell(trial_id, TrialState.FAIL, None)
+            self._tell(number, TrialState.FAIL, None)
             return True
         self.sweep.update_status(current_run=name)
         asked_to_stop = False
@@ -94,24 +94,24 @@ class Runner:
         losses = [e.get("eval_loss") for e in eval_history(run.events())]
         loss = next((float(x) for x in reversed(losses) if isinstance(x, (int, float)) and math.isfinite(x)), None)
         if state == "completed" and loss is not None:
-            self._tell(trial_id, TrialState.COMPLETE, loss)
+            self._tell(number, TrialState.COMPLETE, loss)
             self.log(f"trial {number + 1}: run {name} completed, held-out loss {loss:.4f}")
         else:
             error = run.read_status().get("error")
             why = ("no held-out loss (no eval split, or no eval step)" if state == "completed"
                    else f"run {state}" + (f": {error}" if error else ""))
-            self._tell(trial_id, TrialState.FAIL, None)
+            self._tell(number, TrialState.FAIL, None)
             self.log(f"trial {number + 1}: failed: {why}")
         return True
 
-    def _tell(self, trial_id: int, state: Any, value: float | None) -> None:
-        trial = next(t for t in self.study.get_trials(deepcopy=False) if t._trial_id == trial_id)
+    def _tell(self, number: int, state: Any, value: float | None) -> None:
         try:
-            self.study.tell(trial.number, value if value is not None else None, state=state)
-        except RuntimeError:
+            self.study.tell(number, value, state=state)
+        except RuntimeError as exc:
             # GridSampler asks the study to stop once the grid is done, which only optimize() takes;
             # the trial's result is stored before that.
-            pass
+            if "Study.stop" not in str(exc):
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:
