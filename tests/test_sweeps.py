@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,6 +119,14 @@ def test_swept_paths_are_checked_per_point_and_stored_absolute(workspace: Path, 
     sweep = create_sweep(Workspace(workspace), path, "paths")
     _, grid = sweep.load()
     assert grid["data.corpus"] == [str((workspace / "corpus").resolve()), str((workspace / "corpus-b").resolve())]
+
+
+def test_optuna_loads_only_when_a_sweep_is_read_never_with_the_config_or_the_cli() -> None:
+    code = ("import sys; import stylelora_tui.config, stylelora_tui.cli.main, stylelora_tui.cli.sweep, "
+            "stylelora_tui.sweeps.sweep, stylelora_tui.sweeps.runner; "
+            "print(sorted(m for m in ('optuna', 'sqlalchemy', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
 # --------------------------------------------------------------------------- real sweeps
