@@ -31,6 +31,17 @@ ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("completed", "stopped", "failed")
 
 
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder/.lock`` for the duration of the block (a run's, a sweep's)."""
+    with open(folder / ".lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
 class RunError(RuntimeError):
     """A run action that cannot be done, with a message for the user."""
 
@@ -110,12 +121,8 @@ class Run:
     def lock(self) -> Iterator[None]:
         """An exclusive lock on this run (status updates, launches, stops)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with folder_lock(self.path):
+            yield
 
     def read_status(self) -> dict[str, Any]:
         try:

@@ -10,7 +10,6 @@ Optuna is imported only to read a sweep's trials, never at import time.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any, Iterator, Mapping
 from stylelora_tui import config as config_mod
 from stylelora_tui.paths import BadName, check_name
 from stylelora_tui.runs import control
-from stylelora_tui.runs.run import Run, RunError, pid_alive, process_start_time, timestamp, write_json_atomically
+from stylelora_tui.runs.run import Run, RunError, folder_lock, pid_alive, process_start_time, timestamp, write_json_atomically
 from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.sweeps.grid import SWEEP_KEY, apply, check_grid, point_problems, points
 
@@ -59,12 +58,8 @@ class Sweep:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """An exclusive lock on starting this sweep's runner: two resumes at once start one runner."""
-        with open(self.path / ".lock", "a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with folder_lock(self.path):
+            yield
 
     def read_status(self) -> dict[str, Any]:
         import json
