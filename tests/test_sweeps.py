@@ -191,7 +191,8 @@ def test_a_two_trial_sweep_runs_to_the_end_detached_and_lists_its_trials_best_fi
 
 @pytest.mark.slow
 def test_a_stopped_sweep_resumes_its_run_and_finishes_the_grid_without_running_a_trial_twice(workspace, tiny_model) -> None:
-    path = sweep_file(workspace, tiny_model, GRID, max_steps=8, save_steps=2, sample_steps=-1)
+    # 60 steps: on a quiet machine 8 tiny steps could end before the stop arrived.
+    path = sweep_file(workspace, tiny_model, GRID, max_steps=60, save_steps=10, sample_steps=-1)
     result = cli(workspace, "sweep", str(path), "--name", "halt", "--detach")
     assert result.returncode == 0, result.stderr
     sweep = Sweep(Path(result.stdout.strip()))
@@ -220,7 +221,8 @@ def test_a_stopped_sweep_resumes_its_run_and_finishes_the_grid_without_running_a
 
 @pytest.mark.slow
 def test_a_killed_runner_leaves_its_run_training_and_a_resume_waits_for_it_then_finishes(workspace, tiny_model) -> None:
-    path = sweep_file(workspace, tiny_model, GRID, max_steps=6, save_steps=2, sample_steps=-1)
+    # 40 steps, so the kill lands during the first trial even on a quiet machine.
+    path = sweep_file(workspace, tiny_model, GRID, max_steps=40, save_steps=10, sample_steps=-1)
     result = cli(workspace, "sweep", str(path), "--name", "crash", "--detach")
     assert result.returncode == 0, result.stderr
     sweep = Sweep(Path(result.stdout.strip()))
