@@ -255,3 +255,136 @@ def test_a_failing_trial_is_recorded_as_failed_and_the_sweep_goes_on(workspace, 
     good, bad = report["trials"]  # a loss sorts before none
     assert good["state"] == "complete" and good["eval_loss"] is not None and good["params"]["model.max_seq_length"] == 128
     assert bad["state"] == "fail" and bad["eval_loss"] is None and bad["run_state"] == "failed"
+
+
+# --------------------------------------------------------------------------- the sweep table (hand-made runs)
+
+
+def hand_made_sweep(workspace: Path, name: str, trials: list[dict]) -> Sweep:
+    """A sweep folder whose Optuna study holds ``trials`` (each: r, run, and optionally value or state),
+    and each trial's run folder with ``events`` written by the real event writer: ``[(type, fields), ...]``."""
+    import yaml
+
+    from conftest import write_corpus
+    from stylelora_tui.runs.control import create_run
+    from stylelora_tui.runs.events import EventWriter
+    from stylelora_tui.sweeps.sweep import open_study
+
+    if not (workspace / "corpus").exists():
+        write_corpus(workspace / "corpus")
+    cfg = config_mod.defaults()
+    cfg["data"]["corpus"] = str(workspace / "corpus")
+    sweep = Sweep(workspace / "sweeps" / name)
+    sweep.path.mkdir(parents=True)
+    grid = {"lora.r": [t["r"] for t in trials]}
+    (sweep.path / "sweep.yaml").write_text(config_mod.to_yaml(cfg) + yaml.safe_dump({"sweep": grid}, default_flow_style=None),
+                                           encoding="utf-8")
+    study = open_study(sweep)
+    for spec in trials:
+        study.enqueue_trial({"lora.r": spec["r"]})
+        trial = study.ask()
+        trial.suggest_categorical("lora.r", grid["lora.r"])
+        trial.set_user_attr("run", spec["run"])
+        run = create_run(Workspace(workspace), {**cfg, "lora": {**cfg["lora"], "r": spec["r"]}}, name=spec["run"])
+        with EventWriter(run.events_path) as writer:
+            for kind, fields in spec.get("events", []):
+                writer.write(kind, **fields)
+        run.update_status(state=spec.get("run_state", "completed"), created_at=1000.0, ended_at=5000.0)
+        if "value" in spec:
+            from optuna.trial import TrialState
+
+            try:
+                study.tell(trial.number, spec["value"], state=TrialState.COMPLETE if spec["value"] is not None else TrialState.FAIL)
+            except RuntimeError:  # GridSampler's end-of-grid stop request, as in the runner
+                pass
+    return sweep
+
+
+def logs(losses: list[float], start: float, *, peak: int = 0, kind: str = "rss") -> list[tuple[str, dict]]:
+    return [("log", {"step": i + 1, "loss": loss, "time": start + i + 1, "memory_kind": kind,
+                     "peak_memory_bytes": peak + i, "memory_bytes": peak // 2}) for i, loss in enumerate(losses)]
+
+
+def three_trials(workspace: Path, name: str = "lab") -> Sweep:
+    """Trial 1: stopped and resumed (two sessions), live-sample style; trial 2: the best, with a compare.json;
+    trial 3: still training, no eval yet."""
+    first = [("start", {"step": 0, "time": 100.0}), *logs([3.0, 2.6], 100.0, peak=2**30),
+             ("eval", {"step": 2, "eval_loss": 2.0, "time": 103.0}), ("end", {"state": "stopped", "time": 110.0}),
+             ("resume", {"from_step": 2, "time": 500.0}), ("start", {"step": 2, "time": 501.0}),
+             *logs([2.5, 2.1], 501.0, peak=3 * 2**30), ("eval", {"step": 4, "eval_loss": 1.5, "time": 505.0}),
+             ("sample", {"step": 4, "style_distance": 0.9, "time": 506.0}),
+             ("sample", {"step": 4, "style_distance": 0.8, "time": 507.0}),  # the same step again: this one wins
+             ("end", {"state": "completed", "time": 530.0, "memory_kind": "rss", "peak_memory_bytes": 3 * 2**30 + 5})]
+    second = [("start", {"step": 0, "time": 0.0}), *logs([2.0, 1.4], 0.0, peak=2**29, kind="gpu"),
+              ("eval", {"step": 2, "eval_loss": 1.2, "time": 3.0}), ("eval", {"step": 3, "eval_loss": 1.3, "time": 4.0}),
+              ("sample", {"step": 3, "style_distance": 1.1, "time": 5.0}), ("end", {"state": "completed", "time": 65.0})]
+    third = [("start", {"step": 0, "time": 0.0}), *logs([3.3], 0.0)]
+    sweep = hand_made_sweep(workspace, name, [
+        {"r": 4, "run": f"{name}-01-r4", "events": first, "value": 1.5},
+        {"r": 8, "run": f"{name}-02-r8", "events": second, "value": 1.3},
+        {"r": 16, "run": f"{name}-03-r16", "events": third, "run_state": "stopped"},
+    ])
+    compare = {"style": {"variants": {"base": {"delta": 1.9}, f"{name}-02-r8": {"delta": 0.7}}}}
+    (workspace / "runs" / f"{name}-02-r8" / "compare.json").write_text(json.dumps(compare), encoding="utf-8")
+    return sweep
+
+
+def test_the_sweep_table_folds_each_runs_figures_and_marks_the_best(tmp_path: Path) -> None:
+    from stylelora_tui.sweeps.table import sweep_table
+
+    rows = {row["number"]: row for row in sweep_table(three_trials(tmp_path))}
+    first, second, third = rows[1], rows[2], rows[3]
+    assert first["params"] == {"lora.r": 4} and first["state"] == "complete" and first["run_state"] == "completed"
+    assert first["final_train_loss"] == 2.1 and first["best_eval_loss"] == 1.5
+    assert (first["style_distance"], first["style_source"]) == (0.8, "sample")
+    assert first["duration_s"] == 10.0 + 30.0  # two sessions; the time it sat stopped is not training
+    assert (first["peak_memory_bytes"], first["memory_kind"]) == (3 * 2**30 + 5, "rss")
+    # The best eval loss is the lowest one, not the last (the objective Optuna got).
+    assert second["best_eval_loss"] == 1.2 and second["objective"] == 1.3
+    assert (second["style_distance"], second["style_source"]) == (0.7, "compare")  # compare.json wins over samples
+    assert (second["peak_memory_bytes"], second["memory_kind"]) == (2**29 + 1, "gpu")
+    assert second["duration_s"] == 65.0
+    assert third["state"] == "running" and third["run_state"] == "stopped"
+    assert third["best_eval_loss"] is None and third["style_distance"] is None and third["style_source"] is None
+    assert [row["number"] for row in rows.values() if row["best"]] == [2]
+
+
+def test_sweep_rows_sort_by_any_column_with_missing_values_last() -> None:
+    from stylelora_tui.sweeps.table import SORT_KEYS, mark_best, sort_rows
+
+    rows = [{"number": n, "run": f"s-{n}", "params": {"lora.r": r}, "best_eval_loss": loss, "duration_s": secs}
+            for n, r, loss, secs in ((1, 16, None, 30.0), (2, 8, 1.5, None), (3, 4, 1.2, 10.0), (4, 32, 1.2, 20.0))]
+    order = lambda key, **kw: [row["number"] for row in sort_rows(rows, key, **kw)]  # noqa: E731
+    assert order("best_eval_loss") == [3, 4, 2, 1]  # ties by trial number, none last
+    assert order("best_eval_loss", descending=True) == [2, 3, 4, 1]  # none last even reversed
+    assert order("duration_s") == [3, 4, 1, 2]
+    assert order("params") == [1, 4, 3, 2]  # by text: "16" < "32" < "4" < "8"
+    assert "peak_memory_bytes" in SORT_KEYS and order("peak_memory_bytes") == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="no column 'loss'"):
+        sort_rows(rows, "loss")
+    assert [row["number"] for row in mark_best(rows) if row["best"]] == [3]  # a tie goes to the earlier trial
+    assert not any(row["best"] for row in mark_best([{"number": 1, "best_eval_loss": None}]))
+
+
+def test_runs_sweep_prints_the_table_and_its_json(tmp_path: Path) -> None:
+    three_trials(tmp_path)
+    result = cli(tmp_path, "runs", "--sweep", "lab", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["number"] for row in rows] == [1, 2, 3] and [row["best"] for row in rows] == [False, True, False]
+    for field in ("run", "params", "state", "final_train_loss", "best_eval_loss", "style_distance", "style_source",
+                  "duration_s", "peak_memory_bytes", "memory_kind"):
+        assert field in rows[0], field
+    result = cli(tmp_path, "runs", "--sweep", "lab", "--sort", "final_train_loss", "--descending")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[1 if line.startswith("*") else 0] for line in lines[1:4]] == ["3", "1", "2"]
+    best = [line for line in lines if line.startswith("*")][0]
+    assert "lab-02-r8" in best and "1.2000" in best and "0.700c" in best and "512M gpu" in best and "r=8" in best
+    status = cli(tmp_path, "sweep", "status", "lab")
+    assert status.returncode == 0 and "* " in status.stdout and "lab-02-r8" in status.stdout
+    bad = cli(tmp_path, "runs", "--sweep", "lab", "--sort", "loss")
+    assert bad.returncode == 2 and "--sort loss: no such column" in bad.stderr and "best_eval_loss" in bad.stderr
+    missing = cli(tmp_path, "runs", "--sweep", "nope")
+    assert missing.returncode == 2 and "no sweep 'nope'" in missing.stderr and "lab" in missing.stderr
+    assert "Traceback" not in bad.stderr + missing.stderr

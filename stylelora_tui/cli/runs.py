@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
             parser.add_argument("--wait", action="store_true", help="wait until the trainer has stopped")
     elif name == "runs":
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.add_argument("--sweep", metavar="NAME", help="the sweep table of NAME: each trial's params, final train "
+                            "loss, best eval loss, style distance, time and peak memory, the best marked")
+        parser.add_argument("--sort", metavar="COLUMN", default=None,
+                            help="with --sweep: sort by a column (number, run, params, state, final_train_loss, "
+                                 "best_eval_loss, style_distance, duration_s, peak_memory_bytes); runs without a value go last")
+        parser.add_argument("--descending", action="store_true", help="with --sort: highest first")
 
 
 def workspace_from(args: argparse.Namespace) -> Workspace:
@@ -108,6 +114,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.sweep:
+        return cmd_sweep_table(args)
+    if args.sort:
+        raise RunError("--sort sorts a sweep table: give --sweep NAME too")
     summaries = [r.summary() for r in workspace_from(args).runs()]
     if args.json:
         json.dump(summaries, sys.stdout, indent=2)
@@ -121,6 +131,27 @@ def cmd_runs(args: argparse.Namespace) -> int:
         step = f"{s['step']}/{s['total_steps']}" if s["total_steps"] else str(s["step"])
         loss = f"{s['last_loss']:.4f}" if s["last_loss"] is not None else "-"
         print(f"{s['name']:<36} {s['state']:<10} {step:>11} {loss:>9}  {s['model'] or '-'}")
+    return 0
+
+
+def cmd_sweep_table(args: argparse.Namespace) -> int:
+    from stylelora_tui.sweeps.sweep import find_sweep
+    from stylelora_tui.sweeps.table import SORT_KEYS, sort_rows, sweep_table, text_table
+
+    sort = args.sort
+    if sort and sort not in SORT_KEYS:
+        raise RunError(f"--sort {args.sort}: no such column; one of {', '.join(SORT_KEYS)}")
+    rows = sweep_table(find_sweep(workspace_from(args), args.sweep))
+    if sort:
+        rows = sort_rows(rows, sort, descending=args.descending)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    if not rows:
+        print(f"sweep {args.sweep}: no trials started yet", file=sys.stderr)
+        return 0
+    print(text_table(rows))
     return 0
 
 

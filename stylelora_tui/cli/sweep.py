@@ -96,37 +96,36 @@ def follow(the_sweep: Any, interval: float = 2.0) -> int:
         time.sleep(interval)
     state = the_sweep.state()
     print(f"sweep {the_sweep.name}: {state}", file=sys.stderr)
-    _print_table(the_sweep.trials())
+    _print_table(the_sweep)
     return 0 if state in ("completed", "stopped") else 1
 
 
 def cmd_status(args: argparse.Namespace, workspace: Workspace) -> int:
     from stylelora_tui.sweeps import sweep as sweeps
+    from stylelora_tui.sweeps.table import sweep_table, text_table
 
     the_sweep = sweeps.find_sweep(workspace, args.sweep)
     status = the_sweep.read_status()
     report = {"name": the_sweep.name, "path": str(the_sweep.path), "state": the_sweep.state(),
               "runs": status.get("runs"), "current_run": status.get("current_run"), "error": status.get("error"),
-              "trials": the_sweep.trials()}
+              "trials": the_sweep.trials(), "table": sweep_table(the_sweep)}
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return 0
     print(f"sweep {report['name']}: {report['state']}, {len(report['trials'])} of {report['runs']} trials started"
           + (f"; error: {report['error']}" if report["error"] else ""))
-    _print_table(report["trials"])
+    if report["table"]:
+        print(text_table(report["table"]))
     return 0
 
 
-def _print_table(trials: list[dict[str, Any]]) -> None:
-    if not trials:
-        return
-    print(f"{'#':>3} {'RUN':<40} {'TRIAL':<9} {'RUN STATE':<10} {'HELD-OUT':>9}  PARAMS")
-    for i, row in enumerate(trials):
-        loss = f"{row['eval_loss']:.4f}" if row["eval_loss"] is not None else "-"
-        best = "*" if i == 0 and row["eval_loss"] is not None else " "
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
-        print(f"{row['number']:>3} {row['run'] or '-':<40} {row['state']:<9} {row['run_state'] or '-':<10} {loss:>8}{best}  {params}")
+def _print_table(the_sweep: Any) -> None:
+    from stylelora_tui.sweeps.table import sweep_table, text_table
+
+    rows = sweep_table(the_sweep)
+    if rows:
+        print(text_table(rows))
 
 
 def cmd_stop(args: argparse.Namespace, workspace: Workspace) -> int:

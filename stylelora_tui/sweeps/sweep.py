@@ -134,13 +134,20 @@ def find_sweep(workspace: Workspace, name: str | None) -> Sweep:
     if name:
         sweep = Sweep(folder / name)
         if not (sweep.path / "sweep.yaml").exists():
-            known = ", ".join(sorted(p.name for p in folder.glob("*/sweep.yaml"))) if folder.is_dir() else ""
+            known = ", ".join(sorted(s.name for s in list_sweeps(workspace)))
             raise RunError(f"no sweep {name!r} in {folder}" + (f"; sweeps: {known}" if known else ""))
         return sweep
-    found = sorted(folder.glob("*/sweep.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    found = list_sweeps(workspace)
     if not found:
         raise RunError(f"no sweeps in {folder}; start one with `stylelora-tui sweep CONFIG`")
-    return Sweep(found[-1].parent)
+    return found[-1]
+
+
+def list_sweeps(workspace: Workspace) -> list[Sweep]:
+    """Every sweep of the workspace, oldest first (by its sweep.yaml's time)."""
+    folder = sweeps_dir(workspace)
+    found = sorted(folder.glob("*/sweep.yaml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return [Sweep(path.parent) for path in found]
 
 
 def open_study(sweep: Sweep, grid: Mapping[str, list[Any]] | None = None) -> Any:
