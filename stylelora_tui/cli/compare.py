@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stylelora_tui.compare.authors import author_line
     from stylelora_tui.compare.build import compare
     from stylelora_tui.compare.forgetting import forgetting_line
     from stylelora_tui.compare.publish import save_compare_json, write_page
@@ -67,5 +68,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{named}held-out loss: base {losses['base']['eval_loss']:.3f}, adapted {losses[run.name]['eval_loss']:.3f}")
         if line := forgetting_line(result.get("forgetting"), run.name):
             print(f"{named}{line}")
+    for entry in result["style"].get("by_author") or []:
+        print(author_line(entry, result["variants"]))
     print(f"wrote {path}")
     return 0

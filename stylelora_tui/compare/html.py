@@ -126,6 +126,27 @@ def _style_table(style: Mapping[str, Any] | None, losses: Mapping[str, Any] | No
     return "".join(rows)
 
 
+def _authors_table(entries: Any, variants: list[str]) -> str:
+    """Each side's Delta to each author the runs learned (rows: sides; columns: authors; the closest in bold)."""
+    entries = [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
+    if not entries:
+        return ""
+    head = "".join(f'<th>{esc(e.get("author"))}<div class="meta">{esc(", ".join(e.get("runs") or []))}</div></th>' for e in entries)
+    rows = [f'<h2>Distance to each author</h2><div class="scroll"><table><tr><th></th>{head}</tr>']
+    for name in variants:
+        cells = []
+        for entry in entries:
+            value = _num((entry.get("delta") or {}).get(name)) if not entry.get("error") else "-"
+            cells.append(f"<td><b>{value}</b></td>" if entry.get("closest") == name else f"<td>{value}</td>")
+        rows.append(f'<tr><th>{esc(name)}</th>{"".join(cells)}</tr>')
+    rows.append("</table></div>")
+    rows += [f'<p class="meta">{esc(e["author"])}: {esc(e["error"])}</p>' for e in entries if e.get("error")]
+    rows.append('<p class="meta">Burrows\'s Delta of each side\'s samples to each author\'s held-out passages, with that '
+                "author's own most frequent words (lower is closer); under each author, the runs that learned it "
+                "(a mix learns its sources' authors). The prompts are the first run's.</p>")
+    return "".join(rows)
+
+
 def _forgetting(report: Any, variants: list[str]) -> str:
     """The forgetting check: each adapted side's general-English loss change, flagged over the threshold."""
     lines = [(name, forgetting_line(report, name)) for name in variants]
@@ -187,6 +208,7 @@ def render(data: Mapping[str, Any], events: Iterable[Mapping[str, Any]] = ()) ->
     if style.get("reading"):
         parts.append(f'<p class="reading">{esc(style["reading"])}</p>')
     parts.append("<h2>Style scores</h2>" + _style_table(style, data.get("eval_loss"), variants, data.get("general_loss")))
+    parts.append(_authors_table(style.get("by_author"), variants))
     if isinstance(data.get("forgetting"), Mapping):
         parts.append(_forgetting(data["forgetting"], variants))
     parts.append("<h2>Samples</h2>")

@@ -134,4 +134,5 @@ def saved_style(style: Any) -> dict[str, Any] | None:
         return None
     author, variants = style.get("author"), style.get("variants")
     return {**style, "reading": str(style.get("reading") or ""), "author": author if isinstance(author, dict) else {},
-            "variants": {v: s for v, s in variants.items() if isinstance(s, dict)} if isinstance(variants, dict) else {}}
+            "variants": {v: s for v, s in variants.items() if isinstance(s, dict)} if isinstance(variants, dict) else {},
+            **({"by_author": [e for e in style["by_author"] if isinstance(e, dict)]} if isinstance(style.get("by_author"), list) else {})}

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stylelora_tui.compare.authors import Author, authors_of, only_sides, style_with_authors
 from stylelora_tui.compare.forgetting import GENERAL_SPLIT, forgetting_report, general_records, source_name
 from stylelora_tui.compare.items import (  # noqa: F401 - record_key, SavedResultError: importable from here too
     Item, SavedResultError, build_result, prompt_item, record_key, saved_item, saved_style, settings_of,
@@ -63,6 +64,13 @@ def parse_settings(values: dict[str, str], current: dict[str, Any]) -> tuple[dic
     return (None, problem) if problem else (new, "")
 
 
+def _authors(runs: list[Run]) -> list[Author]:
+    try:
+        return authors_of(runs)
+    except Exception:  # noqa: BLE001 - a broken config is reported where the run is opened; no per-author scores then
+        return []
+
+
 def fixed(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"  # "-" for none (or a hand-edited file's junk)
 
@@ -77,6 +85,7 @@ class CompareSession:
         self.variants = [BASE, *(run.name for run in self.runs)]
         self.settings = {**SAMPLING_DEFAULTS, **(settings or {})}
         self.records = list(records or [])
+        self.authors: list[Author] = _authors(self.runs)  # one per corpus the runs learned (a mix's: its sources')
         self.items: list[Item] = []
         self.current: Item | None = None
         self.index = 0  # the sample looked at, the same in every pane
@@ -227,11 +236,9 @@ class CompareSession:
 
     def score(self) -> dict[str, Any] | None:
         """The style report of the finished prompts, computed here and now (the app does it in a worker)."""
-        from stylelora_tui.compare.stylometry import style_report
-
         inputs = self.style_inputs()
         if inputs is not None:
-            self.set_style(style_report(*inputs))
+            self.set_style(style_with_authors(*inputs, self.authors))
         return self.style
 
     def set_style(self, report: dict[str, Any] | None, error: str = "") -> None:
@@ -290,6 +297,8 @@ class CompareSession:
         report = self.style or {}
         if self.style and len(variants) < len(self.variants):
             report = {**report, "variants": {v: s for v, s in report.get("variants", {}).items() if v in variants}}
+            if "by_author" in report:
+                report["by_author"] = [only_sides(entry, variants) for entry in report["by_author"]]
         done = {id(item): {v: [vars(s) for s in item.samples.get(v, []) if s.done] for v in variants} for item in items}
         return build_result(
             run_name=", ".join(v for v in variants if v != BASE), ready=self.ready or self.saved, settings=used, variants=variants,
