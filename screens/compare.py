@@ -19,7 +19,6 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from stylelora_tui.compare.build import default_runs, run_choices
@@ -31,7 +30,7 @@ from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.commands import compare as commands
 from stylelora_tui.screens.compare_dialogs import ExportDialog, RunPicker
-from stylelora_tui.screens.compare_widgets import PromptLine, SamplePane, ScoreTable
+from stylelora_tui.screens.compare_widgets import PromptLine, SamplePane, SamplePanes, ScoreTable
 from stylelora_tui.screens.dialogs import ChoiceDialog, FieldsDialog, MessageDialog
 from stylelora_tui.screens.messages import ExportDone, ExportProgress, GenerationBatch, ModelFailed, ModelReady, StyleReady
 from stylelora_tui.screens.section import SectionScreen
@@ -65,7 +64,7 @@ class CompareScreen(SectionScreen):
         yield Input(placeholder="type a prompt; enter generates, esc leaves", id="compare-typed", compact=True)
         yield Static("", id="compare-status")
         yield Static("", id="compare-error", classes="problem")
-        yield Horizontal(id="compare-panes")
+        yield SamplePanes(id="compare-panes")
         yield ScoreTable("", id="compare-scores")
         yield KeyBar()
 
@@ -98,7 +97,7 @@ class CompareScreen(SectionScreen):
         for text, severity in notes:
             self.notify(text, severity=severity, timeout=10)  # type: ignore[arg-type]
         self.show_error("")
-        panes = self.query_one("#compare-panes", Horizontal)
+        panes = self.query_one("#compare-panes", SamplePanes)
         panes.remove_children()
         if not runs:
             self.activity = ""
@@ -122,6 +121,7 @@ class CompareScreen(SectionScreen):
         self.run_process(self.jobs)
 
     def _panes_mounted(self) -> None:
+        self.query_one(SamplePanes).show_sides()
         self.refresh_views()
         if self.focused is None or not self.focused.is_attached:
             self.query_one(SamplePane).focus()
@@ -232,10 +232,10 @@ class CompareScreen(SectionScreen):
 
     @work(thread=True, group="compare-style", exclusive=True, exit_on_error=False)
     def run_style(self, author: list[str], base: list[str], adapted: dict[str, list[str]], key: int) -> None:
-        from stylelora_tui.compare.stylometry import style_report
+        from stylelora_tui.compare.authors import style_with_authors
 
         try:
-            self.post_message(StyleReady(style_report(author, base, adapted), key))
+            self.post_message(StyleReady(style_with_authors(author, base, adapted, self.session.authors), key))
         except Exception as exc:  # noqa: BLE001 - a score must never take the screen down
             self.post_message(StyleReady(None, key, f"style score failed: {type(exc).__name__}: {exc}"))
 
@@ -296,6 +296,10 @@ class CompareScreen(SectionScreen):
             return
         self.session.next_seeds()
         self.generate(current.record, current.label)
+
+    def on_next_side(self, _command: commands.NextSide) -> None:
+        shown = self.query_one(SamplePanes).next_side()
+        shown.focus() if shown else self.focus_next(SamplePane)  # every side shown: v walks the panes
 
     def on_pick_held_out_prompt(self, _command: commands.PickHeldOutPrompt) -> None:
         records = self.session.records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import io
 import os
 import shutil
@@ -300,3 +301,62 @@ async def test_a_damaged_saved_comparison_is_named_and_the_section_generates(sav
         assert "generating afresh" in warnings[0] and "Traceback" not in warnings[0]
         assert screen.session.saved is None and all(p.text for p in screen.query(SamplePane))
         assert screen.error == ""
+
+
+# --------------------------------------------------------------------------- several sides, several authors
+
+
+async def test_four_sides_take_turns_at_80_columns_and_each_author_is_scored(tmp_path, tmp_path_factory, tiny_model):
+    from stylelora_tui import config as config_mod
+    from stylelora_tui.screens.compare_widgets import SamplePanes
+
+    run = trained_run(tmp_path_factory, tiny_model)
+    root = tmp_path / "ws"
+    for name in ("a", "b", "c"):
+        shutil.copytree(run.path, root / "runs" / name, ignore=shutil.ignore_patterns("merged", "checkpoints", "compare.*"))
+    # c learned another author: its config names a second corpus (the adapter is a copy, the author is not).
+    other = root / "kitchen"
+    shutil.copytree(Path(run.config()["data"]["corpus"]), other)
+    with open(other / "eval.jsonl", "w", encoding="utf-8") as handle:
+        for text in ("Honestly, I never meant to bake that much bread, but my grandmother always said so, and I believed her.",
+                     "I think the trick, and I really do think it is a trick, is that you let the butter get just soft enough."):
+            handle.write(json.dumps({"instruction": "Continue in the author's style:", "input": text[:20], "output": text}) + "\n")
+    cfg = config_mod.load(root / "runs" / "c" / "config.yaml", check_paths=False)
+    cfg["data"]["corpus"] = str(other)
+    config_mod.save(root / "runs" / "c" / "config.yaml", cfg)
+    (root / "configs").mkdir()
+
+    app = CompareApp(Workspace(root), runs=["a", "b", "c"], settings={**GREEDY, "n": 1})
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: finished(screen), what="the first samples")
+        panes = {p.variant: p for p in screen.query(SamplePane)}
+        shown = lambda: [v for v, p in panes.items() if p.display]  # noqa: E731
+        assert list(panes) == ["base", "a", "b", "c"] and screen.query_one(SamplePanes).cycling
+        assert shown() == ["base", "a"] and panes["a"].border_title == "a (1/3, v: next)"
+        assert all(p.text for p in panes.values())  # every side generated, shown or not
+        await pilot.press("v")
+        assert shown() == ["base", "b"] and panes["b"].has_focus and panes["b"].border_title == "b (2/3, v: next)"
+        await pilot.press("v", "v")
+        assert shown() == ["base", "a"]  # round again
+
+        await wait_for(pilot, lambda: (screen.session.style or {}).get("by_author"), what="the per-author scores")
+        authors = screen.session.style["by_author"]
+        assert [(e["author"], e["runs"]) for e in authors] == [("corpus", ["a", "b"]), ("kitchen", ["c"])]
+        scores = rendered(screen.query_one(ScoreTable))
+        assert "to corpus (a, b): Delta base " in scores and "to kitchen (c): Delta base " in scores
+
+        await pilot.resize_terminal(120, 30)  # wide enough for four panes: every side shown, no turns
+        await pilot.pause()
+        assert shown() == ["base", "a", "b", "c"] and panes["c"].border_title == "c (adapted)"
+        process = screen.jobs.client.process
+    assert process.wait(timeout=10) is not None
+
+    app = CompareApp(Workspace(root), runs=["a", "b"], settings={**GREEDY, "n": 1})
+    async with app.run_test(size=(80, 24)) as pilot:  # three sides fit 80 columns side by side
+        screen = app.screen
+        await wait_for(pilot, lambda: finished(screen), what="three sides")
+        assert [p.variant for p in screen.query(SamplePane) if p.display] == ["base", "a", "b"]
+        assert not screen.query_one(SamplePanes).cycling
+        process = screen.jobs.client.process
+    assert process.wait(timeout=10) is not None

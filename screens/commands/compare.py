@@ -51,6 +51,12 @@ class PickRuns(CompareCommand):
     id, key, title = "compare.runs", "u", "Runs"
 
 
+class NextSide(CompareCommand):
+    """Show the next adapted side (at narrow widths, four or more sides share one pane beside the base)"""
+
+    id, key, title = "compare.side", "v", "Side"
+
+
 class ExportCompare(CompareCommand):
     """Write compare.html (and, if asked, the model card, merge, push)"""
 
@@ -72,6 +78,6 @@ class LeavePrompt(CompareCommand):
 
 
 COMPARE_COMMANDS: tuple[type[Command], ...] = (
-    NextSample, PreviousSample, Regenerate, PickHeldOutPrompt, TypePrompt, SamplingSettings, PickRuns, ExportCompare,
+    NextSample, PreviousSample, Regenerate, PickHeldOutPrompt, TypePrompt, SamplingSettings, PickRuns, NextSide, ExportCompare,
     CancelGeneration, LeavePrompt,
 )
