@@ -34,4 +34,25 @@ class DeleteHighlightedRun(RunsCommand):
     footer = False
 
 
-RUNS_COMMANDS: tuple[type[Command], ...] = (OpenRun, MarkRun, DiffRuns, DeleteHighlightedRun)
+class ShowSweep(RunsCommand):
+    """A sweep's table: each trial's params, final and best eval loss, style, time, peak memory; the best marked
+    and every trial's loss curve overlaid (again: all runs)"""
+
+    id, key, title = "runs.sweep", "w", "Sweep"
+
+
+class SortSweep(RunsCommand):
+    """Sort the sweep table by the next column (trials without a value go last)"""
+
+    id, key, title = "runs.sort", "o", "Sort"
+
+
+class ReverseSort(RunsCommand):
+    """Reverse the sweep table's order (highest first)"""
+
+    id, key, title = "runs.reverse", "r", "Reverse"
+    footer = False
+
+
+RUNS_COMMANDS: tuple[type[Command], ...] = (OpenRun, MarkRun, DiffRuns, DeleteHighlightedRun, ShowSweep, SortSweep,
+                                            ReverseSort)

@@ -1,0 +1,119 @@
+"""Sweeps in the app: a sweep's table in the Runs section, and starting a sweep from the Config form.
+
+The table's data are hand-made runs (events written by the real event writer,
+trials in a real Optuna journal: test_sweeps.three_trials); the app is driven
+with a Pilot at 80x24.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from stylelora_tui.screens.app import make_app
+from stylelora_tui.screens.dialogs import ChoiceDialog
+from stylelora_tui.screens.loss_chart import LossChart
+from stylelora_tui.screens.train import TrainScreen
+from test_sweeps import three_trials
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {predicate}")
+
+
+def column(table: DataTable, index: int) -> list[str]:
+    return [str(table.get_row_at(row)[index]) for row in range(table.row_count)]
+
+
+def status(app) -> str:
+    return str(app.screen.query_one("#runs-status", Static).content)
+
+
+async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_every_trial(tmp_path: Path) -> None:
+    three_trials(tmp_path)
+    app = make_app(tmp_path, start="runs", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3)
+        await pilot.press("w")  # the only sweep: shown at once
+        await wait_until(pilot, lambda: table.row_count == 3 and "Params" in str(table.columns[table.ordered_columns[2].key].label))
+        await wait_until(pilot, lambda: column(table, 1) == ["1", "2", "3"])
+        assert column(table, 0) == [" ", "*", " "]  # trial 2 has the lowest best eval loss
+        assert [str(c) for c in table.get_row_at(1)[2:]] == ["r=8", "completed", "1.4000", "1.2000", "0.700c", "1m05s", "512M"]
+        assert [str(c) for c in table.get_row_at(0)[4:]] == ["2.1000", "1.5000", "0.800", "0m40s", "3.0G"]
+        assert column(table, 5)[2] == "-"
+        chart = app.screen.query_one(LossChart)
+        await wait_until(pilot, lambda: len(chart.series) == 3)
+        assert [s.label for s in chart.series] == ["r=4", "* r=8", "r=16"]
+        assert chart.series[1].values == [2.0, 1.4]
+        assert "lab-" in status(app) and "by trial" in status(app)
+
+        await pilot.press("o")  # by best eval loss, lowest first: the trial without one last
+        await pilot.pause()
+        assert column(table, 1) == ["2", "1", "3"] and "Eval^" in [str(c.label) for c in table.columns.values()]
+        assert "by best eval, lowest first" in status(app)
+        await pilot.press("r")  # highest first, the trial without one still last
+        await pilot.pause()
+        assert column(table, 1) == ["1", "2", "3"] and "Eval" + "v" in [str(c.label) for c in table.columns.values()]
+        await pilot.press("o", "o")  # final train loss, then style distance (still highest first)
+        await pilot.pause()
+        assert column(table, 1) == ["1", "2", "3"] and "style, highest first" in status(app)
+        await pilot.press("r")  # compare.json's 0.7 for trial 2 beats its live sample's 1.1
+        await pilot.pause()
+        assert column(table, 1) == ["2", "1", "3"]
+
+        # Enter opens a trial's run in the Train section, like any run.
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert status(app).startswith("lab-02-r8")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.view is not None)
+        assert app.screen.view.name == "lab-02-r8"
+        await pilot.press("5")
+        await wait_until(pilot, lambda: not isinstance(app.screen, TrainScreen))
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: column(table, 1) == ["2", "1", "3"])  # still the sweep, as it was sorted
+        await pilot.press("w")  # back to every run, with the run columns
+        await wait_until(pilot, lambda: table.row_count == 3 and column(table, 1)[0].startswith("lab-"))
+        assert str(table.ordered_columns[1].label) == "Run"
+        await pilot.press("o")  # no sweep shown: a hint, nothing breaks
+        await pilot.pause()
+        assert column(table, 1)[0].startswith("lab-")
+
+
+async def test_several_sweeps_are_chosen_in_a_dialog_and_none_is_a_hint(tmp_path: Path) -> None:
+    app = make_app(tmp_path, start="runs", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        seen: list[str] = []
+        notify = app.notify
+        app.notify = lambda message, **kw: (seen.append(str(message)), notify(message, **kw))[1]
+        await pilot.press("w")
+        await wait_until(pilot, lambda: seen)
+        assert "No sweeps" in seen[0] and app.screen.sweep_name is None
+    three_trials(tmp_path, "aa")
+    three_trials(tmp_path, "bb")
+    app = make_app(tmp_path, start="runs", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceDialog))
+        await pilot.press("down", "enter")  # newest first: bb, then aa
+        await wait_until(pilot, lambda: getattr(app.screen, "sweep_name", None) == "aa")
+        table = app.screen.query_one(DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3 and status(app).startswith("aa-"))
+        assert {str(table.get_row_at(r)[2]) for r in range(3)} == {"r=4", "r=8", "r=16"}
