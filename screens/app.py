@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from stylelora_tui.screens.run_watcher import RunWatcher
 
 SCREENS_DIR = Path(__file__).parent
-SECTIONS = ("corpus", "config", "train", "compare", "runs")
+SECTIONS = ("corpus", "config", "train", "compare", "runs", "adapters")
 # Each section's stylesheet (its screen's CSS_PATH), read when the section is first shown.
 SECTION_CSS = {section: SCREENS_DIR / f"{'config_form' if section == 'config' else section}.tcss" for section in SECTIONS}
 FAILURE_REPEAT_S = 10.0  # the same worker failure again within this many seconds is not notified again
@@ -70,6 +70,12 @@ def _runs_screen():
     return RunsScreen()
 
 
+def _adapters_screen():
+    from stylelora_tui.screens.adapters import AdaptersScreen
+
+    return AdaptersScreen()
+
+
 def _compare_screen():
     from stylelora_tui.screens.compare import CompareScreen
 
@@ -88,6 +94,7 @@ class StyleLoraApp(CommandBindings, App[int]):
         "train": _train_screen,
         "compare": _compare_screen,
         "runs": _runs_screen,
+        "adapters": _adapters_screen,
     }
 
     def __init__(self, workspace: Workspace, *, start: str = "corpus", settings: Settings | None = None, save_settings: bool = True) -> None:
@@ -218,6 +225,25 @@ class StyleLoraApp(CommandBindings, App[int]):
         """Show a run in the Train section."""
         self.switch_mode("train")
         self.call_after_refresh(lambda: self.screen.select(name) if hasattr(self.screen, "select") else None)
+
+    def open_compare(self, names: list[str]) -> None:
+        """Compare these runs (adapters) with the base in the Compare section."""
+        from stylelora_tui.runs.run import Run
+
+        runs = [Run(self.workspace.runs_dir / name) for name in names]
+        self.switch_mode("compare")
+        if not self.screen.is_mounted and hasattr(self.screen, "requested_runs"):
+            self.screen.requested_runs = [str(run.path) for run in runs]  # made just now: it opens these first
+            return
+
+        def hand_over(tries: int = 20) -> None:
+            screen = self.screen
+            if hasattr(screen, "set_runs") and screen.is_mounted:
+                screen.set_runs(runs)
+            elif tries:
+                self.call_after_refresh(hand_over, tries - 1)
+
+        self.call_after_refresh(hand_over)
 
     def _remember_theme(self, theme) -> None:
         if theme.name == self.settings.theme:

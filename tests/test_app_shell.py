@@ -25,7 +25,7 @@ async def test_sections_on_single_keys(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.current_mode == "corpus"
-        for key, mode in (("3", "train"), ("4", "compare"), ("5", "runs"), ("2", "config"), ("1", "corpus")):
+        for key, mode in (("3", "train"), ("4", "compare"), ("5", "runs"), ("6", "adapters"), ("2", "config"), ("1", "corpus")):
             await pilot.press(key)
             await pilot.pause()
             assert app.current_mode == mode
@@ -89,8 +89,12 @@ def test_each_section_stylesheet_is_known_to_the_app() -> None:
     from stylelora_tui.screens import app as app_module
 
     screens = {"corpus": ("corpus", "CorpusScreen"), "config": ("config_form", "ConfigScreen"), "train": ("train", "TrainScreen"),
-               "compare": ("compare", "CompareScreen"), "runs": ("runs", "RunsScreen")}
+               "compare": ("compare", "CompareScreen"), "runs": ("runs", "RunsScreen"),
+               "adapters": ("adapters", "AdaptersScreen")}
     assert set(screens) == set(app_module.SECTIONS) == set(app_module.StyleLoraApp.MODES)
+    from stylelora_tui.cli import app as cli_app  # its own copy, to keep Textual out of --help
+
+    assert cli_app.SECTIONS == app_module.SECTIONS
     for section, (module, name) in screens.items():
         cls = getattr(importlib.import_module(f"stylelora_tui.screens.{module}"), name)
         assert Path(cls.CSS_PATH) == app_module.SECTION_CSS[section] and app_module.SECTION_CSS[section].is_file()
@@ -135,8 +139,15 @@ async def test_title_bar_names_every_section_lights_the_current_one_and_its_icon
         bar = app.screen.query_one("TitleBar")
         line = bar.render().plain
         assert len(line) == 80
-        assert line.split()[:11] == ["\u2b58", "1", "Corpus", "2", "Config", "3", "Train", "4", "Compare", "5", "Runs"]
-        assert line.rstrip().endswith("stylelora-tui \u2014 Corpus")
+        assert line.split()[:13] == ["\u2b58", "1", "Corpus", "2", "Config", "3", "Train", "4", "Compare", "5", "Runs",
+                                     "6", "Adapters"]
+        # At 80 columns six tabs leave room for the section's name only; wider, the app's name too.
+        assert line.rstrip().endswith("  Corpus")
+        await pilot.resize_terminal(100, 24)
+        await pilot.pause()
+        assert app.screen.query_one("TitleBar").render().plain.rstrip().endswith("stylelora-tui \u2014 Corpus")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
 
         def lit(bar) -> str:
             text = bar.render()
@@ -147,7 +158,7 @@ async def test_title_bar_names_every_section_lights_the_current_one_and_its_icon
         await pilot.press("5")
         await pilot.pause()
         bar = app.screen.query_one("TitleBar")
-        assert lit(bar) == "5 Runs" and bar.render().plain.rstrip().endswith("stylelora-tui \u2014 Runs")
+        assert lit(bar) == "5 Runs" and bar.render().plain.rstrip().endswith("  Runs")
         # A click on a tab opens its section.
         await pilot.click("TitleBar", offset=(bar.render().plain.index("Config"), 0))
         await pilot.pause()

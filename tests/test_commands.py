@@ -17,6 +17,7 @@ from stylelora_tui.screens.commands import COMMANDS, SCOPE_TITLES, Command, Comm
 from stylelora_tui.screens.commands.app import QuitApp, ShowHelp, ShowRuns, SwitchSection
 from stylelora_tui.screens.commands.config import NextField, PreviousField
 from stylelora_tui.screens.commands.corpus import CycleSidePane
+from stylelora_tui.screens.adapters import AdaptersScreen
 from stylelora_tui.screens.compare import CompareScreen
 from stylelora_tui.screens.config_form import ConfigScreen
 from stylelora_tui.screens.corpus import CorpusScreen
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.anyio
 
 NODES: dict[str, type] = {
     "app": StyleLoraApp, "corpus": CorpusScreen, "config": ConfigScreen, "train": TrainScreen,
-    "compare": CompareScreen, "runs": RunsScreen,
+    "compare": CompareScreen, "runs": RunsScreen, "adapters": AdaptersScreen,
 }
 
 
@@ -79,7 +80,7 @@ def test_every_command_has_a_typed_handler_on_the_node_of_its_scope() -> None:
         assert issubclass(command, message_type) and message_type is not Command, (command.id, message_type)
     # One handler for a family: every section's command opens its own section.
     sections = [command for command in COMMANDS if issubclass(command, SwitchSection)]
-    assert [command.section for command in sections] == ["corpus", "config", "train", "compare", "runs"]
+    assert [command.section for command in sections] == ["corpus", "config", "train", "compare", "runs", "adapters"]
     assert {command.handler_name for command in sections} == {"on_switch_section"}
 
 
@@ -101,7 +102,7 @@ async def test_each_key_posts_its_typed_command_on_its_screen(tmp_path: Path) ->
     app = make_app(tmp_path / "ws", save_settings=False)
     async with app.run_test(size=(100, 30), message_hook=posted.append) as pilot:
         await pilot.pause()
-        for scope in ("corpus", "config", "train", "compare", "runs", "app"):
+        for scope in ("corpus", "config", "train", "compare", "runs", "adapters", "app"):
             app.switch_mode("corpus" if scope == "app" else scope)
             await pilot.pause()
             for command in [c for c in COMMANDS if c.scope == scope and c is not QuitApp]:

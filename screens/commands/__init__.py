@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from textual.binding import Binding
 
+from stylelora_tui.screens.commands.adapters import ADAPTERS_COMMANDS
 from stylelora_tui.screens.commands.app import APP_COMMANDS, SwitchSection
 from stylelora_tui.screens.commands.base import SCOPE_TITLES, Command, key_name, keys_of
 from stylelora_tui.screens.commands.compare import COMPARE_COMMANDS
@@ -38,7 +39,7 @@ __all__ = [
 
 # In the order of the help screen and the palette.
 COMMANDS: tuple[type[Command], ...] = (
-    APP_COMMANDS + CORPUS_COMMANDS + CONFIG_COMMANDS + TRAIN_COMMANDS + RUNS_COMMANDS + COMPARE_COMMANDS
+    APP_COMMANDS + CORPUS_COMMANDS + CONFIG_COMMANDS + TRAIN_COMMANDS + RUNS_COMMANDS + COMPARE_COMMANDS + ADAPTERS_COMMANDS
 )
 BY_ID: dict[str, type[Command]] = {command.id: command for command in COMMANDS}
 

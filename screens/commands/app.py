@@ -48,6 +48,12 @@ class ShowRuns(SwitchSection):
     id, key, title, section = "section.runs", "5", "Runs", "runs"
 
 
+class ShowAdapters(SwitchSection):
+    """Adapters: every adapter and mix with its recipe; mix marked ones, compare, merge"""
+
+    id, key, title, section = "section.adapters", "6", "Adapters", "adapters"
+
+
 class ShowHelp(Command):
     """Show every key of the app"""
 
@@ -68,4 +74,4 @@ class QuitApp(Command):
     priority, footer = True, False
 
 
-APP_COMMANDS: tuple[type[Command], ...] = (ShowCorpus, ShowConfig, ShowTrain, ShowCompare, ShowRuns, ShowHelp, ChangeTheme, QuitApp)
+APP_COMMANDS: tuple[type[Command], ...] = (ShowCorpus, ShowConfig, ShowTrain, ShowCompare, ShowRuns, ShowAdapters, ShowHelp, ChangeTheme, QuitApp)

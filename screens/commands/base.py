@@ -22,6 +22,7 @@ SCOPE_TITLES = {
     "train": "Train",
     "compare": "Compare",
     "runs": "Runs",
+    "adapters": "Adapters",
 }
 
 KEY_NAMES = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stylelora_tui.runs.workspace import Workspace
 
-SECTIONS = ("corpus", "config", "train", "compare", "runs")
+SECTIONS = ("corpus", "config", "train", "compare", "runs", "adapters")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:

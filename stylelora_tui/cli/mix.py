@@ -8,6 +8,7 @@ process (this one never imports torch).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from stylelora_tui.mix import MixError, mix, plan_mix
 
+    def cancelled(_signum: int, _frame: object) -> None:
+        # Raised where the main thread is (waiting on PEFT's child): mix() kills the child and removes its
+        # half-made folder on the way out. The app's Adapters section cancels a mix this way.
+        raise MixError("cancelled (SIGTERM); no run was written")
+
+    previous = signal.signal(signal.SIGTERM, cancelled)
     try:
         plan = plan_mix(Workspace.named(args.workspace), args.runs, method=args.method, weights=args.weights,
                         density=args.density, name=args.name)
@@ -53,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     except (MixError, RunError) as exc:
         print(f"stylelora-tui mix: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     recipe = ", ".join(f"{source.name} x {weight:g}" for source, weight in zip(plan.sources, plan.weights))
     density = f", density {plan.density:g}" if plan.density is not None else ""
     print(f"mixed run: {mixed.path} ({plan.method}{density}: {recipe})")
