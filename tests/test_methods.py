@@ -205,6 +205,45 @@ def test_each_method_trains_stops_resumes_and_loads_in_plain_peft(workspace, tin
         assert compared.returncode == 0 and "held-out loss: base" in out and "failed" not in out, out
 
 
+def test_runs_of_different_methods_compare_side_by_side(workspace, tiny_model):
+    """LoRA, IA3 and prompt tuning in one comparison: one base copy per adapter type, each side its own adapter."""
+    import json
+
+    for method in ("lora", "ia3", "prompt_tuning"):
+        path = write_tiny_config(workspace, tiny_model, name=method, backend="peft", load_in_4bit=False, max_steps=4,
+                                 save_steps=1000, sample_steps=-1, bf16=False)
+        cfg = config_mod.load(path, check_paths=False)
+        cfg["lora"].update(method=method, num_virtual_tokens=8)
+        config_mod.save(path, cfg)
+        trained = _cli(workspace, "train", str(path), "--name", method)
+        assert trained.returncode == 0, trained.stderr
+
+    methods = ("lora", "ia3", "prompt_tuning")
+
+    def compare(*runs: str) -> dict[str, dict]:
+        """Each run's compare.json (the base against it) after comparing ``runs`` together."""
+        page = workspace / f"{'-'.join(runs)}.html"
+        done = _cli(workspace, "compare", *runs, "--prompts", "1", "--samples", "1", "--temperature", "0",
+                    "--max-new-tokens", "8", "-o", str(page))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "failed" not in done.stdout + done.stderr
+        assert all(f">{run}</div>" in page.read_text() for run in runs)  # one column per side on the page
+        return {run: json.loads((workspace / "runs" / run / "compare.json").read_text()) for run in runs}
+
+    together = compare(*methods)
+
+    def text(result: dict, side: str) -> str:
+        return result["prompts"][0]["samples"][side][0]["text"]
+
+    # Each side wrote what it writes alone: no adapter of another type leaked into it, and the base is the base.
+    for method in methods:
+        alone = compare(method)[method]
+        assert text(together[method], method) == text(alone, method)
+        assert text(together[method], "base") == text(alone, "base")
+        assert together[method]["eval_loss"][method]["eval_loss"] == pytest.approx(alone["eval_loss"][method]["eval_loss"], rel=1e-3)
+    assert len({text(together[m], m) for m in methods} | {text(together["lora"], "base")}) > 1  # the sides differ
+
+
 # --- the config form: a method's own fields only when they apply ----------------------------
 
 

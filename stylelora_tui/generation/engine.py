@@ -21,6 +21,14 @@ from stylelora_tui.prompting import DATA_FORMATS, DEFAULT_INSTRUCTION, read_json
 from stylelora_tui.training.backends import cpu_bf16_supported, device_description, four_bit_config
 
 
+def peft_type(adapter_dir: Path) -> str:
+    """The adapter's PEFT type (LORA, IA3, PROMPT_TUNING...), from its adapter_config.json."""
+    try:
+        return str(json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type") or "LORA")
+    except (OSError, ValueError):
+        return "LORA"  # PeftModel names the real problem when it loads the folder
+
+
 @dataclass
 class Engine:
     """One base model in memory, with every run's adapter loaded beside it."""
@@ -33,6 +41,7 @@ class Engine:
     eos_ids: list[int] = field(default_factory=list)
     pad_id: int | None = None
     warnings: list[str] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)  # adapter name -> the PeftModel holding it
 
     @property
     def data_format(self) -> str:
@@ -75,13 +84,23 @@ class Engine:
         self.dtype = ("nf4, " if "quantization_config" in kwargs else "") + str(dtype).replace("torch.", "")
         tokenizer_dir = first.adapter_dir if (first.adapter_dir / "tokenizer_config.json").exists() else first.base_path
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        base = AutoModelForCausalLM.from_pretrained(first.base_path, dtype=dtype, **kwargs)
-        model = PeftModel.from_pretrained(base, str(first.adapter_dir), adapter_name=first.adapter_name)
-        for adapter in self.adapters[1:]:
-            model.load_adapter(str(adapter.adapter_dir), adapter_name=adapter.adapter_name)
-        model.eval()
-        self.model = model
-        self._stop_tokens(base)
+        # PEFT holds adapters of one type on a model (LoRA and prompt tuning cannot share one): one base copy
+        # per adapter type, every adapter of that type switched on it. Runs of one method share a single copy.
+        groups: dict[str, list[RunAdapter]] = {}
+        for adapter in self.adapters:
+            groups.setdefault(peft_type(adapter.adapter_dir), []).append(adapter)
+        if len(groups) > 1:
+            self.warnings.append(f"runs of {len(groups)} adapter types ({', '.join(groups)}): one copy of the base model for each")
+        for members in groups.values():
+            base = AutoModelForCausalLM.from_pretrained(first.base_path, dtype=dtype, **kwargs)
+            model = PeftModel.from_pretrained(base, str(members[0].adapter_dir), adapter_name=members[0].adapter_name)
+            for adapter in members[1:]:
+                model.load_adapter(str(adapter.adapter_dir), adapter_name=adapter.adapter_name)
+            model.eval()
+            self.models.update({adapter.adapter_name: model for adapter in members})
+            if self.model is None:  # the first copy: the base side, the device, the stop tokens
+                self.model = model
+                self._stop_tokens(base)
 
     def _stop_tokens(self, base: Any) -> None:
         """Every end-of-sequence id (tokenizer and generation config), and a pad id distinct from them."""
@@ -111,8 +130,13 @@ class Engine:
         adapter = next((a for a in self.adapters if a.run.name == name), None)
         if adapter is None:
             raise GenerationError(f"unknown variant {name!r}; this process has {', '.join(self.variants)}")
-        self.model.set_adapter(adapter.adapter_name)
-        yield
+        model = self.models[adapter.adapter_name]
+        model.set_adapter(adapter.adapter_name)
+        shown, self.model = self.model, model
+        try:
+            yield
+        finally:
+            self.model = shown
 
     def record_for(self, request: dict[str, Any]) -> dict[str, Any]:
         if isinstance(request.get("record"), dict):
