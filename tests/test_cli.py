@@ -102,6 +102,25 @@ def test_config_check_prints_one_line_per_problem_as_the_form_sees_them(tmp_path
     assert lines == [str(problem) for problem in caught.value.problems]
 
 
+def test_config_check_checks_a_sweep_grid_as_the_sweep_does(tmp_path):
+    write_corpus(tmp_path / "corpus")
+    assert run_cli("config", "new", "grid", "--preset", "cpu-demo", "-w", str(tmp_path), cwd=tmp_path).returncode == 0
+    path = tmp_path / "configs" / "grid.yaml"
+    text = path.read_text()
+    path.write_text(text + "sweep:\n  lora.r: [8, 16]\n  train.learning_rate: [1.0e-4, 2.0e-4, 4.0e-4]\n")
+    result = run_cli("config", "check", str(path), "-w", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"sweep: 6 runs over lora.r, train.learning_rate (start it with: stylelora-tui sweep {path})" in result.stdout
+    # A bad value in the grid is named with its line, as `sweep` names it; a grid point the config refuses too.
+    path.write_text(text + "sweep:\n  lora.r: [8, 0]\n")
+    result = run_cli("config", "check", str(path), "-w", str(tmp_path), cwd=tmp_path)
+    line = len(text.splitlines()) + 2
+    assert result.returncode == 1 and f"{path}:{line}: sweep.lora.r: value 0: must be > 0, got 0" in result.stdout
+    path.write_text(text + "sweep:\n  lora.use_dora: [false, true]\n  lora.method: [lora, ia3]\n")
+    result = run_cli("config", "check", str(path), "-w", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1 and "at the grid point lora.method=ia3, lora.use_dora=True: applies to lora and loraplus only" in result.stdout
+
+
 def test_config_check_is_quiet_and_0_on_a_clean_config(tmp_path):
     write_corpus(tmp_path / "corpus")
     assert run_cli("config", "new", "demo-run", "--preset", "cpu-demo", "-w", str(tmp_path), cwd=tmp_path).returncode == 0

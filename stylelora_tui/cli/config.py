@@ -88,7 +88,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     try:
         raw, lines = config_mod.parse_yaml(text, source=str(path))
+        # A sweep's grid sits beside the run config (``stylelora-tui sweep``): checked as the sweep checks it.
+        sweep = raw.pop("sweep") if isinstance(raw, dict) and "sweep" in raw else None
         cfg, problems = config_mod.validate(raw, workspace=workspace_root(args), lines=lines, source=str(path))
+        grid: dict = {}
+        if sweep is not None:
+            from stylelora_tui.sweeps.grid import check_grid, point_problems
+
+            grid, found = check_grid(sweep, lines=lines, source=str(path))
+            problems += found or (point_problems(cfg, grid, source=str(path), workspace=workspace_root(args)) if not problems else [])
     except config_mod.ConfigError as exc:
         problems = exc.problems
     if problems:
@@ -102,6 +110,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{path}: ok: model {model['name']}, corpus {cfg['data']['corpus']}, LoRA r={lora['r']}, "
         f"batch {train['per_device_train_batch_size']} x {train['gradient_accumulation_steps']}, {length}"
     )
+    if grid:
+        from stylelora_tui.sweeps.grid import points
+
+        print(f"sweep: {len(points(grid))} runs over {', '.join(grid)} (start it with: stylelora-tui sweep {path})")
     print_cost(cfg, workspace_root(args))
     return 0
 
