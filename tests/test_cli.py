@@ -121,6 +121,22 @@ def test_config_check_checks_a_sweep_grid_as_the_sweep_does(tmp_path):
     assert result.returncode == 1 and "at the grid point lora.method=ia3, lora.use_dora=True: applies to lora and loraplus only" in result.stdout
 
 
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`stylelora-tui ... | head`: the reader left; exit 141 as a shell command would, no traceback."""
+    import os
+
+    write_corpus(tmp_path / "corpus")
+    assert run_cli("config", "new", "piped", "--preset", "cpu-demo", "-w", str(tmp_path), cwd=tmp_path).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(stylelora_command("config", "check", "configs/piped.yaml"), cwd=tmp_path, env=cli_env(),
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == "", done.stderr
+
+
 def test_config_check_is_quiet_and_0_on_a_clean_config(tmp_path):
     write_corpus(tmp_path / "corpus")
     assert run_cli("config", "new", "demo-run", "--preset", "cpu-demo", "-w", str(tmp_path), cwd=tmp_path).returncode == 0

@@ -69,9 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args._run
     try:
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): what it wanted is printed; no traceback, and no second
+        # error when Python flushes stdout at exit.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _names_a_workspace(word: str) -> bool:
