@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from stylelora_tui.adapters import AdapterInfo, CliJob, default_mix_name, list_adapters, mix_arguments
+from stylelora_tui.adapters import MERGEABLE_PEFT_TYPES, AdapterInfo, CliJob, default_mix_name, list_adapters, mix_arguments
 from stylelora_tui.screens.commands import adapters as commands
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import MessageDialog
@@ -199,6 +199,10 @@ class AdaptersScreen(SectionScreen):
     def on_merge_adapter(self, _command: commands.MergeAdapter) -> None:
         info = self.adapters.get(self.highlighted() or "")
         if info is None:
+            return
+        if info.peft_type not in MERGEABLE_PEFT_TYPES:
+            self.notify(f"{info.name} is a {info.peft_type} adapter: it adds learned tokens, so there are no weight "
+                        "changes to merge into the base.", severity="warning")
             return
         if self.job is not None:
             self.notify("A mix or merge is running: wait for it, or cancel it (ctrl+x).", severity="warning")

@@ -60,9 +60,10 @@ class MixDialog(Dialog["MixRequest | None"]):
     """``dismiss(MixRequest)`` once the core has accepted the recipe, or ``None``."""
 
     DEFAULT_CSS = """
-    MixDialog .row { height: 1; margin-bottom: 1; }
+    MixDialog .row { height: 1; }
     MixDialog .row Label { width: 10; }
     MixDialog .row Input, MixDialog .row Select { width: 1fr; }
+    MixDialog #mix-sources { margin-bottom: 1; }
     MixDialog #mix-problem { color: $error; height: auto; margin-top: 1; }
     MixDialog #mix-problem.ok { color: $text-muted; }
     MixDialog .buttons Button { min-width: 12; }

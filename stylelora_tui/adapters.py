@@ -28,7 +28,8 @@ from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.mix import DEFAULT_DENSITY, USES_DENSITY, MixError, plan_mix
 from stylelora_tui.runs.run import RunError
 
-__all__ = ["DEFAULT_DENSITY", "METHODS", "USES_DENSITY", "AdapterInfo", "CliJob", "MixError", "check_mix", "list_adapters"]
+__all__ = ["DEFAULT_DENSITY", "MERGEABLE_PEFT_TYPES", "METHODS", "USES_DENSITY", "AdapterInfo", "CliJob", "MixError",
+           "check_mix", "list_adapters"]
 
 # stylelora_tui.mix's methods (PEFT's combination_type), in the order the app offers them: the usual first.
 METHODS = ("ties", "dare_ties", "dare_linear", "linear", "magnitude_prune", "cat",
@@ -161,7 +162,7 @@ def default_weights(count: int) -> list[float]:
 
 def default_mix_name(names: list[str], method: str, taken: set[str]) -> str:
     """'a+b-ties', made unique among ``taken``."""
-    stem = "+".join(name[-16:] for name in names) + f"-{method}"
+    stem = "+".join(name[-16:].lstrip("-_.") for name in names) + f"-{method}"
     name, counter = stem, 1
     while name in taken:
         counter += 1
@@ -184,11 +185,15 @@ def check_mix(workspace: Workspace, names: list[str], *, method: str, weights: l
 
 def mix_arguments(workspace: Workspace, names: list[str], *, method: str, weights: list[float],
                   density: float | None, name: str) -> list[str]:
-    """The ``stylelora-tui mix`` arguments for this recipe."""
-    args = ["mix", *names, "-w", str(workspace.root), "--method", method, "--weights", ",".join(f"{w:g}" for w in weights)]
+    """The ``stylelora-tui mix`` arguments for this recipe.
+
+    Values joined to their options and the runs after ``--``: a negative weight or a name starting with a dash
+    is not taken for an option.
+    """
+    args = ["mix", f"--workspace={workspace.root}", f"--method={method}", "--weights=" + ",".join(f"{w:g}" for w in weights)]
     if density is not None:
-        args += ["--density", f"{density:g}"]
-    return args + ["--name", name]
+        args.append(f"--density={density:g}")
+    return args + [f"--name={name}", "--", *names]
 
 
 @dataclass

@@ -89,9 +89,24 @@ def test_the_app_offers_every_method_of_the_core() -> None:
     assert adapters_mod.METHODS[0] == "ties"
 
 
+def test_the_mix_arguments_reach_the_cli_whole_even_negative_weights_and_dashes() -> None:
+    from stylelora_tui.cli.main import build_parser
+
+    args = adapters_mod.mix_arguments(Workspace(Path("/w")), ["-odd", "b"], method="dare_ties", weights=[-0.5, 1.5],
+                                      density=0.7, name="-x")
+    parsed = build_parser("mix").parse_args(args)
+    assert (parsed.runs, parsed.method, parsed.weights, parsed.density, parsed.name, parsed.workspace) == (
+        ["-odd", "b"], "dare_ties", [-0.5, 1.5], 0.7, "-x", Path("/w"))
+    assert adapters_mod.default_mix_name(["20250101-a-long-run-name", "b"], "ties", {"a-long-run-name+b-ties"}) == (
+        "a-long-run-name+b-ties-2")
+
+
 async def test_the_list_shows_each_adapter_and_each_mix_with_its_recipe(tmp_path: Path) -> None:
     fake_adapter(tmp_path, "a", r=8)
     fake_adapter(tmp_path, "dora", r=8, use_dora=True)
+    fake_adapter(tmp_path, "prompt", r=8, peft_type="PROMPT_TUNING")
+    broken = fake_adapter(tmp_path, "broken", r=8)
+    (broken.adapter_dir / "adapter_config.json").write_text("{not json")
     fake_adapter(tmp_path, "stopped", r=8, state="stopped")  # not finished: not an adapter to use
     create_run(Workspace(tmp_path), config_mod.defaults(), name="created-only")
     recipe = {"method": "ties", "weights": [0.6, 0.4], "density": 0.5, "r": 8,
@@ -100,21 +115,34 @@ async def test_the_list_shows_each_adapter_and_each_mix_with_its_recipe(tmp_path
 
     app = make_app(tmp_path, start="adapters", save_settings=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        table = await open_adapters(app, pilot, 3)
-        assert table_names(app) == ["a", "ab-ties", "dora"]
+        table = await open_adapters(app, pilot, 5)
+        assert table_names(app) == ["a", "ab-ties", "broken", "dora", "prompt"]
         assert table.get_row("a")[2:5] == ["trained", "LoRA r8", "instruction"]
         assert table.get_row("ab-ties")[2:4] == ["mix: ties", "LoRA r8"]
-        assert table.get_row("dora")[3] == "DoRA r8"
+        assert table.get_row("dora")[3] == "DoRA r8" and table.get_row("prompt")[3] == "PROMPT_TUNING"
         table.move_cursor(row=1)
         await pilot.pause()
         details = str(app.screen.query_one("#adapters-details", Static).content)
         assert "ab-ties: ties 0.6 a + 0.4 b, density 0.5" in details and "sources: a (r8) x 0.6, b (r8) x 0.4" in details
         assert f"base: {BASE}" in details and "mix with another LoRA (m)" in details
+        # A file that cannot be read: listed, with what is wrong and where, not a traceback.
         table.move_cursor(row=2)
         await pilot.pause()
+        assert table.get_row("broken")[3] == "?"
+        assert str(app.screen.query_one("#adapters-details", Static).content).startswith(
+            f"broken: cannot read {broken.adapter_dir / 'adapter_config.json'}: ")
+        table.move_cursor(row=3)
+        await pilot.pause()
         assert "not mixable: a DoRA adapter" in str(app.screen.query_one("#adapters-details", Static).content)
-        # Fewer than two marked: m says what to do, no dialog.
+        # Prompt tuning: nothing to merge, nothing to mix; e says why and starts nothing.
         seen = recorded_notifications(app)
+        table.move_cursor(row=table.get_row_index("prompt"))
+        await pilot.press("e")
+        await pilot.pause()
+        details = str(app.screen.query_one("#adapters-details", Static).content)
+        assert "no merge (adds tokens)" in details and "not mixable: a PROMPT_TUNING adapter" in details
+        assert "it adds learned tokens" in seen[-1][1] and app.screen.job is None
+        # Fewer than two marked: m says what to do, no dialog.
         await pilot.press("space", "m")
         await pilot.pause()
         assert not isinstance(app.screen, MixDialog) and "Mark two or more adapters" in seen[-1][1]
@@ -209,10 +237,23 @@ async def test_a_mix_through_the_dialog_is_listed_with_its_recipe_and_opens_in_c
         assert ("Adapters", "mixing ab: done", "information") in seen
         assert screen.highlighted() == "ab" and screen.query_one(DataTable).get_row("ab")[2] == "mix: ties"
         assert "ab: ties 0.6 a + 0.4 b, density 0.7" in str(screen.query_one("#adapters-details", Static).content)
-        # c: the highlighted (new) adapter in Compare, against the base.
+        # e: merged into the base by `stylelora-tui export --merge`, its output on the status line.
+        await pilot.press("e")
+        await wait_until(pilot, lambda: screen.job is not None)
+        await wait_until(pilot, lambda: screen.job is None, timeout=240)
+        assert ("Adapters", "merging ab: done", "information") in seen
+        assert (trained.runs_dir / "ab" / "merged" / "model.safetensors").exists()
+        # c: the highlighted (new) adapter in Compare, against the base (the sources' marks went with the mix).
         await pilot.press("c")
         await wait_until(pilot, lambda: app.current_mode == "compare" and app.screen.is_mounted)
         assert [run.name for run in app.screen.session.runs] == ["ab"]
+        # Back in Adapters, the marked ones go to Compare together.
+        await pilot.press("6")
+        await wait_until(pilot, lambda: isinstance(app.screen, AdaptersScreen))
+        await mark(app, pilot, "b", "ab")
+        await pilot.press("c")
+        await wait_until(pilot, lambda: app.current_mode == "compare"
+                         and [run.name for run in app.screen.session.runs] == ["b", "ab"])
 
 
 @pytest.mark.slow

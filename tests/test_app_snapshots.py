@@ -74,3 +74,27 @@ def test_config_snapshot(snap_compare, workspace: Path, theme: str, size: tuple[
 def test_help_snapshot(snap_compare, workspace: Path, theme: str) -> None:
     app = make_app(workspace / "ws", start="train", theme=theme, save_settings=False)
     assert snap_compare(app, terminal_size=(80, 24), press=["f1"])
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_adapters_snapshot(snap_compare, workspace: Path, theme: str) -> None:
+    """The Adapters section with the mix dialog open on a refusal (ties across ranks), at 80x24."""
+    from test_app_adapters import fake_adapter
+
+    fake_adapter(workspace / "ws", "a", r=8)
+    fake_adapter(workspace / "ws", "wide", r=16)
+    recipe = {"method": "ties", "weights": [0.6, 0.4], "density": 0.5,
+              "sources": [{"name": "a", "weight": 0.6, "r": 8}, {"name": "b", "weight": 0.4, "r": 8}]}
+    fake_adapter(workspace / "ws", "ab-ties", r=8, recipe=recipe)
+
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        while not (screen.loaded and screen.query_one("DataTable").row_count == 3):
+            await pilot.pause(0.05)
+        await pilot.press("space", "down", "down", "space", "m")
+        while not getattr(pilot.app.screen, "problem", ""):
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    app = make_app(workspace / "ws", start="adapters", theme=theme, save_settings=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

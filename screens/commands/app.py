@@ -49,7 +49,7 @@ class ShowRuns(SwitchSection):
 
 
 class ShowAdapters(SwitchSection):
-    """Adapters: every adapter and mix with its recipe; mix marked ones, compare, merge"""
+    """Adapters: every adapter and mix with its recipe; mix, compare, merge"""
 
     id, key, title, section = "section.adapters", "6", "Adapters", "adapters"
 
