@@ -388,3 +388,91 @@ def test_runs_sweep_prints_the_table_and_its_json(tmp_path: Path) -> None:
     missing = cli(tmp_path, "runs", "--sweep", "nope")
     assert missing.returncode == 2 and "no sweep 'nope'" in missing.stderr and "lab" in missing.stderr
     assert "Traceback" not in bad.stderr + missing.stderr
+
+
+# --------------------------------------------------------------------------- several trials at once
+
+
+def test_each_parallel_slot_gets_its_own_gpu_and_none_without_gpus() -> None:
+    from stylelora_tui.runs.run import RunError
+    from stylelora_tui.sweeps.sweep import check_parallel, gpu_ids, slot_env
+
+    four = {"CUDA_VISIBLE_DEVICES": "2,3, 5,7", "PATH": "/bin"}
+    gpus = gpu_ids(four)
+    assert gpus == ["2", "3", "5", "7"]
+    assert [slot_env(slot, gpus, four)["CUDA_VISIBLE_DEVICES"] for slot in range(4)] == ["2", "3", "5", "7"]
+    assert slot_env(1, gpus, four)["PATH"] == "/bin"  # the rest of the environment is kept
+    assert gpu_ids({"CUDA_VISIBLE_DEVICES": "-1"}) == [] and slot_env(0, [], four) is None  # CPU: no pinning
+    check_parallel(4, four)
+    check_parallel(3, {"CUDA_VISIBLE_DEVICES": ""})  # no GPU: any number, all on the CPU
+    with pytest.raises(RunError, match=r"4 GPU\(s\) visible \(2,3,5,7\).*at most --parallel 4"):
+        check_parallel(5, four)
+    with pytest.raises(RunError, match="1 or more"):
+        check_parallel(0, four)
+
+
+def test_a_bad_parallel_is_refused_before_any_sweep_folder(workspace: Path, tiny_model: Path) -> None:
+    path = sweep_file(workspace, tiny_model, GRID)
+    result = cli(workspace, "sweep", str(path), "--parallel", "0", "--detach")
+    assert result.returncode == 2 and "--parallel 0" in result.stderr and "Traceback" not in result.stderr
+    assert not (workspace / "sweeps").exists()
+
+
+def training_runs(ws: Workspace) -> int:
+    return sum(any(e["type"] == "log" for e in read_events(run.events_path)) and run.is_active() for run in ws.runs())
+
+
+@pytest.mark.slow
+def test_a_parallel_sweep_trains_two_trials_at_once_stops_both_and_resumes_to_the_end(workspace, tiny_model) -> None:
+    path = sweep_file(workspace, tiny_model, "sweep:\n  lora.r: [4, 8, 16]\n", max_steps=60, save_steps=10, sample_steps=-1)
+    env = {**cli_env(), "CUDA_VISIBLE_DEVICES": ""}  # a CPU box even on a GPU machine: no pinning
+    result = subprocess.run(stylelora_command("sweep", str(path), "--name", "two", "--parallel", "2", "--detach",
+                                              "-w", str(workspace)), capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    sweep = Sweep(Path(result.stdout.strip()))
+    ws = Workspace(workspace)
+    wait_for(lambda: training_runs(ws) == 2)  # two trials training at the same time
+    assert len(ws.runs()) == 2 and sorted(sweep.read_status()["current_runs"]) == sorted(r.name for r in ws.runs())
+    assert cli(workspace, "sweep", "stop", "two").returncode == 0
+    wait_for(lambda: not sweep.runner_alive(), timeout=120)
+    report = status_json(workspace, "two")
+    assert report["state"] == "stopped" and report["parallel"] == 2, sweep.log_path.read_text()
+    assert [t["state"] for t in report["trials"]] == ["running", "running"]  # both kept for the resume
+    first_two = ws.runs()
+    assert all(run.state == "stopped" and run.latest_checkpoint() is not None for run in first_two)
+
+    resumed = subprocess.run(stylelora_command("sweep", "resume", "two", "-w", str(workspace)), capture_output=True,
+                             text=True, env=env, timeout=400)  # follows to the end
+    assert resumed.returncode == 0, resumed.stderr + sweep.log_path.read_text()
+    runs = ws.runs()
+    assert len(runs) == 3 and all(run.state == "completed" for run in runs)
+    for run in first_two:  # each went on from its checkpoint, once
+        assert f"resumed run {run.name}" in resumed.stdout
+        assert sum(e["type"] == "resume" for e in read_events(run.events_path)) == 1
+    report = status_json(workspace, "two")
+    assert report["state"] == "completed" and report["current_runs"] == []
+    assert sorted(t["params"]["lora.r"] for t in report["trials"]) == [4, 8, 16]
+    assert all(t["state"] == "complete" for t in report["trials"])
+    assert sum(row["best"] for row in report["table"]) == 1
+
+
+def test_a_grid_typed_one_key_a_line_is_read_and_checked_naming_its_line() -> None:
+    from stylelora_tui.sweeps.grid import parse_grid_text
+
+    grid, problems = parse_grid_text("# ranks\nlora.r: 8, 16\n\ntrain.learning_rate: 1e-4, 2e-4\nlora.use_dora: true, no\n"
+                                     "lora.target_modules: q_proj v_proj | q_proj,k_proj\n")
+    assert problems == []
+    assert grid == {"lora.r": [8, 16], "train.learning_rate": [1e-4, 2e-4], "lora.use_dora": [True, False],
+                    "lora.target_modules": ["q_proj,v_proj", "q_proj,k_proj"]}  # as check_grid keeps lists
+    assert apply(config_mod.defaults(), points(grid)[0])["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    for text, line, words in (
+        ("lora.r: 8\nlora.r 16", 2, "write a key, a colon"),
+        ("lora.r: 8\n\nlora.r: 16", 3, "given twice (also on line 1)"),
+        ("\ntrain.learning_rate: 1e-4, fast", 2, "value 'fast': must be a number"),
+        ("lora.rr: 8", 1, "did you mean 'lora.r'"),
+        ("lora.r:", 1, "non-empty list"),
+    ):
+        grid, problems = parse_grid_text(text)
+        assert grid == {} or problems, text
+        assert problems and problems[0].line == line and words in str(problems[0]), (text, problems)
+    assert "no values to sweep" in str(parse_grid_text("# nothing\n")[1][0])

@@ -21,14 +21,17 @@ ACTIONS = ("status", "stop", "resume")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    parser.usage = ("stylelora-tui sweep CONFIG [--name NAME] [--detach] | sweep status [NAME] [--json] | "
-                    "sweep stop NAME | sweep resume NAME [--detach]")
+    parser.usage = ("stylelora-tui sweep CONFIG [--name NAME] [--parallel N] [--detach] | sweep status [NAME] [--json] | "
+                    "sweep stop NAME | sweep resume NAME [--parallel N] [--detach]")
     parser.add_argument("target", help="a run config with a sweep: mapping, or status, stop or resume")
     parser.add_argument("sweep", nargs="?", help="the sweep's name (status, stop, resume)")
     parser.add_argument("-w", "--workspace", type=Path, default=None,
                         help="workspace folder holding runs/ and sweeps/ (default: $STYLELORA_WORKSPACE or the current folder)")
     parser.add_argument("--name", help="sweep name (default: the config's name); its runs are NAME-01-..., NAME-02-...")
     parser.add_argument("--detach", action="store_true", help="print the sweep folder and return at once")
+    parser.add_argument("--parallel", type=int, metavar="N", default=None,
+                        help="train up to N trials at once, each on a GPU of its own when there are GPUs "
+                             "(default 1; a resume keeps the sweep's last value)")
     parser.add_argument("--json", action="store_true", help="status: machine-readable output")
 
 
@@ -58,7 +61,7 @@ def cmd_start(args: argparse.Namespace, workspace: Workspace) -> int:
     config_path = Path(args.target)
     if not config_path.is_file():
         raise RunError(f"no such config file: {config_path} (or an action: {', '.join(ACTIONS)})")
-    the_sweep = sweeps.create_sweep(workspace, config_path, args.name)
+    the_sweep = sweeps.create_sweep(workspace, config_path, args.name, parallel=1 if args.parallel is None else args.parallel)
     sweeps.launch(the_sweep)
     return _started(args, the_sweep, "started")
 
@@ -67,7 +70,7 @@ def cmd_resume(args: argparse.Namespace, workspace: Workspace) -> int:
     from stylelora_tui.sweeps import sweep as sweeps
 
     the_sweep = sweeps.find_sweep(workspace, args.sweep)
-    sweeps.launch(the_sweep)
+    sweeps.launch(the_sweep, parallel=args.parallel)
     return _started(args, the_sweep, "resumed")
 
 
@@ -107,13 +110,16 @@ def cmd_status(args: argparse.Namespace, workspace: Workspace) -> int:
     the_sweep = sweeps.find_sweep(workspace, args.sweep)
     status = the_sweep.read_status()
     report = {"name": the_sweep.name, "path": str(the_sweep.path), "state": the_sweep.state(),
-              "runs": status.get("runs"), "current_run": status.get("current_run"), "error": status.get("error"),
+              "runs": status.get("runs"), "current_run": status.get("current_run"),
+              "current_runs": status.get("current_runs") or [], "parallel": status.get("parallel") or 1,
+              "error": status.get("error"),
               "trials": the_sweep.trials(), "table": sweep_table(the_sweep)}
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return 0
-    print(f"sweep {report['name']}: {report['state']}, {len(report['trials'])} of {report['runs']} trials started"
+    print(f"sweep {report['name']}: {report['state']}, {len(report['trials'])} of {report['runs']} trials started, "
+          f"{report['parallel']} at a time"
           + (f"; error: {report['error']}" if report["error"] else ""))
     if report["table"]:
         print(text_table(report["table"]))

@@ -130,3 +130,56 @@ def run_name(sweep: str, number: int, params: Mapping[str, Any]) -> str:
             continue
         parts.append(label + re.sub(r"[^A-Za-z0-9.+_-]", "_", _format_value(params[key])))
     return "-".join(parts)
+
+
+# --------------------------------------------------------------------------- a grid typed as text (the app's dialog)
+
+GRID_TEXT_HELP = ("One key a line, its values after a colon: `lora.r: 8, 16, 32`, `train.learning_rate: 1e-4, 2e-4`; "
+                  "module lists are split by |: `lora.target_modules: q_proj v_proj | q_proj k_proj v_proj o_proj`.")
+_TRUE, _FALSE = ("true", "yes", "on"), ("false", "no", "off")
+
+
+def _typed(kind: str, text: str) -> Any:
+    """A typed value as the YAML loader would give it; text it cannot read goes on for check_grid to name."""
+    lowered = text.lower()
+    if kind in ("bool", "bool_or_auto") and lowered in _TRUE + _FALSE:
+        return lowered in _TRUE
+    for cast in ((int,) if kind == "int" else (float,) if kind == "float" else ()):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_grid_text(text: str) -> tuple[dict[str, list[Any]], list[Problem]]:
+    """The grid written one key a line (``lora.r: 8, 16``), checked by ``check_grid``; problems name their line."""
+    raw: dict[str, list[Any]] = {}
+    lines: dict[str, int] = {}
+    problems: list[Problem] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, colon, values = (part.strip() for part in line.partition(":"))
+        if not colon or not key:
+            problems.append(Problem(SWEEP_KEY, f"{line!r}: write a key, a colon and its values, e.g. lora.r: 8, 16", number))
+            continue
+        if key in raw:
+            problems.append(Problem(f"{SWEEP_KEY}.{key}", f"given twice (also on line {lines[f'{SWEEP_KEY}.{key}']})", number))
+            continue
+        section, _, name = key.partition(".")
+        spec = SCHEMA.get(section, {}).get(name)
+        kind = spec.kind if spec else "str"
+        if kind == "list":  # each alternative is a list of modules
+            parts: list[Any] = [[m for m in re.split(r"[\s,]+", alt) if m] for alt in values.split("|")]
+            parts = [part for part in parts if part]
+        else:
+            parts = [_typed(kind, part.strip()) for part in values.split(",") if part.strip()]
+        raw[key] = parts
+        lines[f"{SWEEP_KEY}.{key}"] = number
+    if not raw and not problems:
+        problems.append(Problem(SWEEP_KEY, "no values to sweep: " + GRID_TEXT_HELP))
+    if problems:
+        return {}, problems
+    return check_grid(raw, lines=lines)

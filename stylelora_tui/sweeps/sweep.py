@@ -24,6 +24,7 @@ from stylelora_tui.runs import control
 from stylelora_tui.runs.run import Run, RunError, folder_lock, pid_alive, process_start_time, timestamp, write_json_atomically
 from stylelora_tui.runs.workspace import Workspace
 from stylelora_tui.sweeps.grid import SWEEP_KEY, apply, check_grid, point_problems, points
+from stylelora_tui.training.distributed import visible_gpus  # light: no torch
 
 ACTIVE = ("starting", "running", "stopping")
 JOURNAL = "optuna.journal"
@@ -163,10 +164,43 @@ def open_study(sweep: Sweep, grid: Mapping[str, list[Any]] | None = None) -> Any
                                sampler=optuna.samplers.GridSampler(dict(grid), seed=0), load_if_exists=True)
 
 
-def create_sweep(workspace: Workspace, config_path: Path, name: str | None = None) -> Sweep:
-    """Check the sweep file and make its folder with sweep.yaml (paths made absolute)."""
+def gpu_ids(env: Mapping[str, str] | None = None) -> list[str]:
+    """The GPUs this runner may hand out, as CUDA_VISIBLE_DEVICES entries (no torch: the env, else the driver)."""
+    env = os.environ if env is None else env
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [d.strip() for d in visible.split(",") if d.strip() and d.strip() != "-1"]
+    return [str(index) for index in range(visible_gpus())]
+
+
+def slot_env(slot: int, gpus: list[str], base: Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """The environment of a run in ``slot``: pinned to GPU ``gpus[slot]``; None (inherit) without GPUs."""
+    if not gpus:
+        return None
+    env = dict(os.environ if base is None else base)
+    env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+    return env
+
+
+def check_parallel(parallel: int, env: Mapping[str, str] | None = None) -> None:
+    """RunError unless ``parallel`` trials at once fit: at least 1, and with GPUs, one GPU each."""
+    if parallel < 1:
+        raise RunError(f"--parallel {parallel}: give how many trials train at once (1 or more)")
+    gpus = gpu_ids(env)
+    if gpus and parallel > len(gpus):
+        raise RunError(f"--parallel {parallel}: {len(gpus)} GPU(s) visible ({','.join(gpus)}); each trial at once "
+                       f"gets a GPU of its own, so at most --parallel {len(gpus)}")
+
+
+def create_sweep(workspace: Workspace, config_path: Path, name: str | None = None, *, parallel: int = 1,
+                 source: str | None = None) -> Sweep:
+    """Check the sweep file and make its folder with sweep.yaml (paths made absolute); ``parallel``: trials at once.
+
+    ``source`` says where the config came from in sweep.yaml's header (default: the file's path).
+    """
     import yaml
 
+    check_parallel(parallel)
     config, grid = load_sweep(config_path, workspace=workspace.root)
     name = name or Path(config_path).stem
     try:
@@ -183,10 +217,33 @@ def create_sweep(workspace: Workspace, config_path: Path, name: str | None = Non
                        "continues it, or give another --name") from None
     resolved = config_mod.resolve(config, workspace.root)
     grid = _resolve_paths(config, grid, workspace.root)
-    text = (f"# Sweep {name} (source: {config_path}); {len(points(grid))} runs\n" + config_mod.to_yaml(resolved)
+    text = (f"# Sweep {name} (source: {source or config_path}); {len(points(grid))} runs\n" + config_mod.to_yaml(resolved)
             + yaml.safe_dump({SWEEP_KEY: grid}, default_flow_style=None, sort_keys=True))
     (sweep.path / "sweep.yaml").write_text(text, encoding="utf-8")
-    sweep.update_status(state="created", created_at=timestamp(), runs=len(points(grid)))
+    sweep.update_status(state="created", created_at=timestamp(), runs=len(points(grid)), parallel=parallel)
+    return sweep
+
+
+def start_from_config(workspace: Workspace, config: Mapping[str, Mapping[str, Any]], grid: Mapping[str, list[Any]],
+                      name: str, *, parallel: int = 1) -> Sweep:
+    """Create a sweep of ``config`` (a checked run config, as the app's form gives it) over ``grid`` and start its runner.
+
+    What the app's Start sweep does: the same checks and folder as ``stylelora-tui sweep CONFIG --detach``.
+    """
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="stylelora-sweep-") as folder:
+        path = Path(folder) / f"{name}.yaml"
+        path.write_text(config_mod.to_yaml(config) + yaml.safe_dump({SWEEP_KEY: dict(grid)}, default_flow_style=None,
+                                                                   sort_keys=True), encoding="utf-8")
+        try:
+            sweep = create_sweep(workspace, path, name, parallel=parallel, source="the app's Config form")
+        except config_mod.ConfigError as exc:  # name the form, not the passing file
+            raise config_mod.ConfigError([config_mod.Problem(p.key, p.message, None, "the form's config")
+                                          for p in exc.problems]) from None
+    launch(sweep)
     return sweep
 
 
@@ -202,18 +259,24 @@ def _resolve_paths(config: Mapping[str, Mapping[str, Any]], grid: Mapping[str, l
     return resolved
 
 
-def launch(sweep: Sweep, env: Mapping[str, str] | None = None) -> int:
-    """Start the sweep's runner in its own session (runner.log); return its pid."""
+def launch(sweep: Sweep, env: Mapping[str, str] | None = None, *, parallel: int | None = None) -> int:
+    """Start the sweep's runner in its own session (runner.log); return its pid.
+
+    ``parallel`` changes how many trials train at once (a resume keeps the last value without it).
+    """
     with sweep.lock():
-        return _launch(sweep, env)
+        return _launch(sweep, env, parallel)
 
 
-def _launch(sweep: Sweep, env: Mapping[str, str] | None) -> int:
+def _launch(sweep: Sweep, env: Mapping[str, str] | None, parallel: int | None = None) -> int:
+    if parallel is not None:
+        check_parallel(parallel, env)
     if sweep.runner_alive():
         raise RunError(f"sweep {sweep.name} is already running (runner pid {sweep.read_status().get('pid')})")
     if sweep.read_status().get("state") == "completed":
         raise RunError(f"sweep {sweep.name} already completed")
-    sweep.update_status(state="starting", pid=None, pid_create_time=None, error=None, ended_at=None)
+    sweep.update_status(state="starting", pid=None, pid_create_time=None, error=None, ended_at=None,
+                        **({"parallel": parallel} if parallel is not None else {}))
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     command = [sys.executable, "-m", "stylelora_tui.sweeps.runner", str(sweep.path)]
