@@ -405,3 +405,8 @@ class ConfigScreen(SectionScreen):
         changes = cfg.diff(config)
         text = "\n".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes) or "Same as the lab's defaults."
         self.app.push_screen(MessageDialog("Differences from the lab's defaults", text))
+
+    def on_start_sweep(self, _command: commands.StartSweep) -> None:
+        from stylelora_tui.screens.sweep_dialog import open_sweep_dialog  # the dialog lives in its own module
+
+        open_sweep_dialog(self)

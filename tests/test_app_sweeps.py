@@ -117,3 +117,91 @@ async def test_several_sweeps_are_chosen_in_a_dialog_and_none_is_a_hint(tmp_path
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3 and status(app).startswith("aa-"))
         assert {str(table.get_row_at(r)[2]) for r in range(3)} == {"r=4", "r=8", "r=16"}
+
+
+# --------------------------------------------------------------------------- Start sweep, from the Config form
+
+
+async def open_dialog(app, pilot):
+    from stylelora_tui.screens.sweep_dialog import SweepDialog
+
+    await wait_until(pilot, lambda: app.screen.query("#f-lora-r"))
+    await pilot.press("ctrl+y")
+    await wait_until(pilot, lambda: isinstance(app.screen, SweepDialog))
+    return app.screen
+
+
+def problems_text(dialog) -> str:
+    return str(dialog.query_one("#sweep-problems", Static).content)
+
+
+async def test_a_bad_grid_or_name_stays_in_the_dialog_with_its_reason(workspace: Path, tiny_model: Path) -> None:
+    from textual.widgets import Input, TextArea
+
+    from conftest import write_tiny_config
+
+    write_tiny_config(workspace, tiny_model, backend="peft", load_in_4bit=False)
+    app = make_app(workspace, start="config", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dialog = await open_dialog(app, pilot)
+        assert dialog.query_one(TextArea).text.startswith("lora.r: 8, 16")  # an example from the form's values
+        assert dialog.query_one("#sweep-name", Input).value.startswith("tiny-")
+        dialog.query_one(TextArea).text = "lora.r: 0, 8\ntrain.learning_rat: 1e-4\n"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        text = problems_text(dialog)
+        assert "line 1: sweep.lora.r: value 0" in text and app.screen is dialog
+        dialog.query_one(TextArea).text = "lora.method: lora, ia3\nlora.use_dora: true\n"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "lora.method=ia3" in problems_text(dialog) and "lora.use_dora" in problems_text(dialog)  # per point
+        dialog.query_one(TextArea).text = "lora.r: 4, 8\n"
+        dialog.query_one("#sweep-name", Input).value = "no/slash"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "sweep name" in problems_text(dialog) and app.screen is dialog
+        # A grid that checks, but the config's corpus is gone: the reason names the form, not a passing file.
+        dialog.query_one("#sweep-name", Input).value = "gone"
+        (workspace / "corpus").rename(workspace / "corpus-moved")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "Could not start" in problems_text(dialog), timeout=30)
+        assert "the form's config: data.corpus" in problems_text(dialog) and "/tmp/stylelora-sweep" not in problems_text(dialog)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not (workspace / "sweeps").exists()
+
+
+@pytest.mark.slow
+async def test_start_sweep_from_the_form_runs_the_grid_and_its_table_shows_in_runs(workspace: Path, tiny_model: Path) -> None:
+    from textual.widgets import Input, TextArea
+
+    from conftest import recorded_notifications, write_tiny_config
+    from stylelora_tui.sweeps import sweep as sweeps
+
+    write_tiny_config(workspace, tiny_model, backend="peft", load_in_4bit=False, max_steps=2, save_steps=2, sample_steps=-1)
+    app = make_app(workspace, start="config", save_settings=False)
+    seen = recorded_notifications(app)
+    sweep = sweeps.Sweep(workspace / "sweeps" / "formsweep")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            dialog = await open_dialog(app, pilot)
+            dialog.query_one(TextArea).text = "# two ranks\nlora.r: 4, 8\n"
+            dialog.query_one("#sweep-name", Input).value = "formsweep"
+            await pilot.press("ctrl+s")
+            await wait_until(pilot, lambda: app.screen is not dialog, timeout=60)
+            assert any("Started sweep formsweep" in message for _, message, _ in seen), seen
+            text = (sweep.path / "sweep.yaml").read_text(encoding="utf-8")
+            assert "source: the app's Config form" in text and "lora.r: [4, 8]" in text
+            assert sweep.read_status()["parallel"] == 1
+            await wait_until(pilot, lambda: not sweep.runner_alive(), timeout=400)
+            assert sweep.state() == "completed", sweep.log_path.read_text()
+            await pilot.press("escape", "5", "w")
+            table = app.screen.query_one(DataTable)
+            await wait_until(pilot, lambda: app.screen.sweep_name == "formsweep" and table.row_count == 2)
+            await wait_until(pilot, lambda: column(table, 0).count("*") == 1)
+            assert sorted(column(table, 2)) == ["r=4", "r=8"] and set(column(table, 3)) == {"completed"}
+            assert len(app.screen.query_one(LossChart).series) == 2
+    finally:
+        if sweep.runner_alive():
+            sweeps.stop(sweep)
+            sweeps.wait(sweep, 60)

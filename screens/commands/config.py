@@ -40,6 +40,13 @@ class DiffConfig(ConfigCommand):
     priority = True
 
 
+class StartSweep(ConfigCommand):
+    """Start a sweep: the form's config over a grid of values (one key a line), trained run after run"""
+
+    id, key, title = "config.sweep", "ctrl+y", "Sweep"
+    priority = True
+
+
 class LeaveField(ConfigCommand):
     """Leave the field, so single keys switch sections"""
 
@@ -62,4 +69,5 @@ class PreviousField(ConfigCommand):
     footer, palette = False, False
 
 
-CONFIG_COMMANDS: tuple[type[Command], ...] = (SaveConfig, OpenConfig, LoadPreset, DiffConfig, LeaveField, NextField, PreviousField)
+CONFIG_COMMANDS: tuple[type[Command], ...] = (SaveConfig, OpenConfig, LoadPreset, DiffConfig, StartSweep, LeaveField, NextField,
+                                              PreviousField)
