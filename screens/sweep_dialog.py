@@ -135,7 +135,7 @@ def open_sweep_dialog(screen: Any) -> None:
 
     def started(sweep: str | None) -> None:
         if sweep:
-            screen.notify(f"Started sweep {sweep}: its runs train one by one (Runs section, w, shows its table; "
+            screen.notify(f"Started sweep {sweep} (the Runs section's w shows its table; "
                           f"`stylelora-tui sweep status {sweep}`)", timeout=8)
 
     screen.app.push_screen(SweepDialog(config, name), started)
