@@ -63,6 +63,32 @@ def final_losses(run: Run) -> tuple[float | None, float | None, int]:
     return (losses[-1] if losses else None, evals[-1] if evals else None, history[-1]["step"] if history else 0)
 
 
+EMBEDDING_TARGETS = ("embed_tokens", "lm_head")
+
+
+def lora_runtime_problems(config: dict[str, Any], runtime: str, other_types: str = "") -> list[str]:
+    """Why a runtime that loads plain LoRA A/B matrices (llama.cpp, vLLM) cannot take this adapter (empty: it can).
+
+    ``config``: the adapter's adapter_config.json; ``other_types``: what to add
+    when the adapter is not LoRA at all.
+    """
+    kind = str(config.get("peft_type", "LORA")).upper()
+    if kind != "LORA":
+        return [f"it is a {kind} adapter ({runtime} loads LoRA adapters only{'; ' + other_types if other_types else ''})"]
+    problems = []
+    if config.get("use_dora"):
+        problems.append(f"it is a DoRA adapter (use_dora: true), which {runtime} does not load")
+    if str(config.get("bias", "none")) != "none":
+        problems.append(f"it trains biases (bias: {config.get('bias')!r}); {runtime} loads LoRA A/B matrices only (bias: 'none')")
+    if config.get("modules_to_save"):
+        problems.append(f"it saves whole modules (modules_to_save: {config['modules_to_save']}), which {runtime} does not load")
+    targets = config.get("target_modules") or []
+    targets = [targets] if isinstance(targets, str) else [str(target) for target in targets]
+    if embedding := [t for t in targets if any(name in t for name in EMBEDDING_TARGETS)]:
+        problems.append(f"it puts LoRA on {', '.join(embedding)} (target_modules); {runtime} loads LoRA on linear layers only")
+    return problems
+
+
 def _fence(text: str) -> str:
     """Model text inside a Markdown code fence: it cannot close the fence or become HTML."""
     return "```text\n" + text.replace("```", "`\u200b``").strip() + "\n```"

@@ -76,21 +76,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def method_problems(config: dict[str, Any]) -> list[str]:
     """Why llama.cpp cannot take this adapter as a GGUF LoRA (empty: it can)."""
-    kind = str(config.get("peft_type", "LORA")).upper()
-    if kind != "LORA":
-        return [f"it is a {kind} adapter (llama.cpp loads LoRA adapters only; prompt tuning and IA3 have no GGUF form)"]
-    problems = []
-    if config.get("use_dora"):
-        problems.append("it is a DoRA adapter (use_dora: true), which llama.cpp does not load")
-    if str(config.get("bias", "none")) != "none":
-        problems.append(f"it trains biases (bias: {config.get('bias')!r}); a GGUF LoRA holds A/B matrices only")
-    if config.get("modules_to_save"):
-        problems.append(f"it saves whole modules (modules_to_save: {config['modules_to_save']})")
-    targets = config.get("target_modules") or []
-    embedding = [t for t in ([targets] if isinstance(targets, str) else targets) if "embed_tokens" in t or "lm_head" in t]
-    if embedding:
-        problems.append(f"it puts LoRA on {', '.join(embedding)}, which the GGUF LoRA converter refuses")
-    return problems
+    from stylelora_tui.export import lora_runtime_problems
+
+    return lora_runtime_problems(config, "llama.cpp", "prompt tuning and IA3 have no GGUF form")
 
 
 def check_run(run: Run) -> dict[str, Any]:

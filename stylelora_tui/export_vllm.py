@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from stylelora_tui.export import ExportError, hub_base_id, sixteen_bit_base
+from stylelora_tui.export import ExportError, hub_base_id, lora_runtime_problems, sixteen_bit_base
 from stylelora_tui.runs.run import Run
 
 #: The values vLLM accepts for ``--max-lora-rank``.
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-#: LoRA on these is not served by vLLM (it loads LoRA for the linear layers only).
-EMBEDDING_TARGETS = ("embed_tokens", "lm_head")
 EXAMPLE_PROMPT = "The harbour was quiet that night, and the lamp"  # no quote: it sits in a single-quoted shell word
 
 
@@ -85,26 +83,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _targets(config: dict[str, Any]) -> list[str]:
-    targets = config.get("target_modules") or []
-    return [targets] if isinstance(targets, str) else [str(target) for target in targets]
-
-
 def _problems(config: dict[str, Any]) -> list[str]:
     """Why vLLM would refuse this adapter (empty: it serves it)."""
-    problems = []
-    if str(config.get("peft_type", "LORA")).upper() != "LORA":
-        problems.append(f"it is a {config.get('peft_type')} adapter, and vLLM serves LoRA adapters only")
-    if config.get("use_dora"):
-        problems.append("it is a DoRA adapter (use_dora: true), which vLLM does not serve")
-    if str(config.get("bias", "none")) != "none":
-        problems.append(f"it trains biases (bias: {config.get('bias')!r}); vLLM serves LoRA weights only (bias: 'none')")
-    if config.get("modules_to_save"):
-        problems.append(f"it saves whole modules (modules_to_save: {config['modules_to_save']}), which vLLM does not load")
-    embedding = [target for target in _targets(config) if any(name in target for name in EMBEDDING_TARGETS)]
-    if embedding:
-        problems.append(f"it puts LoRA on {', '.join(embedding)} (target_modules); vLLM serves LoRA on linear layers only")
-    return problems
+    return lora_runtime_problems(config, "vLLM")
 
 
 def inspect_adapter(run: Run) -> VllmAdapter:
