@@ -38,6 +38,7 @@ COLUMNS = (("mark", " "), ("name", "Run"), ("state", "State"), ("steps", "Steps"
 # The sweep table at 80 columns: no run name (the status line names the highlighted trial's run).
 SWEEP_COLUMNS = (("best", " "), ("number", "#"), ("params", "Params"), ("state", "State"), ("final_train_loss", "Final"),
                  ("best_eval_loss", "Eval"), ("style_distance", "Style"), ("duration_s", "Time"), ("peak_memory_bytes", "Mem"))
+READ_EVERY = 2.0  # seconds between two reads of a sweep's table while its runs change
 SORT_CYCLE = ("number", "best_eval_loss", "final_train_loss", "style_distance", "duration_s", "peak_memory_bytes",
               "params", "state")
 SORT_NAMES = dict(SWEEP_HEADERS) | {"number": "trial", "params": "params", "state": "state",
@@ -135,6 +136,7 @@ class RunsScreen(SectionScreen):
     def refresh_runs(self, force: bool = False) -> None:
         if self.sweep_name is not None:
             self.load_sweep_table()
+            self._draw_sweep()  # the curves come from the watcher: live at once
             return
         table = self.query_one(DataTable)
         views = self.app.watcher.views()
@@ -277,6 +279,12 @@ class RunsScreen(SectionScreen):
         self._reading = True
         self.read_sweep_table(self.sweep_name)
 
+    def _read_later(self) -> None:
+        if self.sweep_name is None:
+            self._reading = False
+        else:
+            self.read_sweep_table(self.sweep_name)
+
     @work(thread=True, group="sweep-table", exit_on_error=False)
     def read_sweep_table(self, name: str) -> tuple[str, list[dict[str, Any]] | None, str]:
         from stylelora_tui import config as cfg_mod
@@ -291,12 +299,15 @@ class RunsScreen(SectionScreen):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         group = event.worker.group
         if group == "sweep-table" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self._reading = False
             if event.state == WorkerState.SUCCESS:
                 self._sweep_read(*event.worker.result)
             if self._read_again and self.sweep_name is not None:
+                # Runs report changes several times a second while training: the table follows every few
+                # seconds (still "reading" meanwhile, so the changes in between wait for that read).
                 self._read_again = False
-                self.load_sweep_table()
+                self.set_timer(READ_EVERY, self._read_later)
+            else:
+                self._reading = False
         elif group == "sweep-list" and event.state == WorkerState.SUCCESS:
             self._choose_sweep(event.worker.result)
 

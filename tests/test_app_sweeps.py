@@ -64,14 +64,25 @@ async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_eve
         assert chart.series[1].values == [2.0, 1.4]
         assert "lab-" in status(app) and "by trial" in status(app)
 
-        await pilot.press("o")  # by best eval loss, lowest first: the trial without one last
+        # The table follows the runs: trial 3 gets its first held-out loss.
+        from stylelora_tui.runs.events import EventWriter
+
+        with EventWriter(tmp_path / "runs" / "lab-03-r16" / "events.jsonl") as writer:
+            writer.write("eval", step=1, eval_loss=1.25)
+        await wait_until(pilot, lambda: column(table, 5)[2] == "1.2500")
+        assert column(table, 0) == [" ", "*", " "]  # 1.2 is still the best
+
+        await pilot.press("o")  # by best eval loss, lowest first
         await pilot.pause()
-        assert column(table, 1) == ["2", "1", "3"] and "Eval^" in [str(c.label) for c in table.columns.values()]
+        assert column(table, 1) == ["2", "3", "1"] and "Eval^" in [str(c.label) for c in table.columns.values()]
         assert "by best eval, lowest first" in status(app)
-        await pilot.press("r")  # highest first, the trial without one still last
+        await pilot.press("r")  # highest first
         await pilot.pause()
-        assert column(table, 1) == ["1", "2", "3"] and "Eval" + "v" in [str(c.label) for c in table.columns.values()]
-        await pilot.press("o", "o")  # final train loss, then style distance (still highest first)
+        assert column(table, 1) == ["1", "3", "2"] and "Eval" + "v" in [str(c.label) for c in table.columns.values()]
+        await pilot.press("o")  # final train loss, still highest first
+        await pilot.pause()
+        assert column(table, 1) == ["3", "1", "2"]
+        await pilot.press("o")  # style distance: trial 3 has none, so it goes last either way
         await pilot.pause()
         assert column(table, 1) == ["1", "2", "3"] and "style, highest first" in status(app)
         await pilot.press("r")  # compare.json's 0.7 for trial 2 beats its live sample's 1.1

@@ -349,6 +349,23 @@ def test_the_sweep_table_folds_each_runs_figures_and_marks_the_best(tmp_path: Pa
     assert [row["number"] for row in rows.values() if row["best"]] == [2]
 
 
+def test_the_table_reads_a_finished_run_again_once_its_files_change(tmp_path: Path) -> None:
+    from stylelora_tui.runs.events import EventWriter
+    from stylelora_tui.sweeps.table import sweep_table
+
+    sweep = three_trials(tmp_path)
+    assert sweep_table(sweep)[0]["style_source"] == "sample"
+    first = tmp_path / "runs" / "lab-01-r4"
+    compare = {"style": {"variants": {"lab-01-r4": {"delta": 0.5}}}}
+    (first / "compare.json").write_text(json.dumps(compare), encoding="utf-8")
+    row = sweep_table(sweep)[0]
+    assert (row["style_distance"], row["style_source"]) == (0.5, "compare")
+    with EventWriter(first / "events.jsonl") as writer:  # a late eval (e.g. an `eval` re-run): a new best
+        writer.write("eval", step=4, eval_loss=1.0)
+    rows = sweep_table(sweep)
+    assert rows[0]["best_eval_loss"] == 1.0 and [r["number"] for r in rows if r["best"]] == [1]
+
+
 def test_sweep_rows_sort_by_any_column_with_missing_values_last() -> None:
     from stylelora_tui.sweeps.table import SORT_KEYS, mark_best, sort_rows
 

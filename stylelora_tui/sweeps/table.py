@@ -75,13 +75,35 @@ def no_figures() -> dict[str, Any]:
             "style_source": None, "duration_s": None, "peak_memory_bytes": None, "memory_kind": None}
 
 
+_CACHE: dict[Path, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # a finished run's figures, by its files' stamps
+
+
+def _stamp(run: Run) -> tuple[Any, ...]:
+    stamps = []
+    for path in (run.events_path, run.status_path, run.path / "compare.json"):
+        try:
+            stat = path.stat()
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 def run_figures(run: Run, now: float | None = None) -> dict[str, Any]:
-    """A run's figures for the sweep table (every field None when the run has no folder yet)."""
+    """A run's figures for the sweep table (every field None when the run has no folder yet).
+
+    A run that is not training is read again only when one of its files changed,
+    so a table refreshed while one trial trains reads that trial's log alone.
+    """
     figures = no_figures()
     if not run.config_path.exists():
         return figures
-    events = run.events()
+    stamp = _stamp(run)
+    cached = _CACHE.get(run.path)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
     state = run.status().get("state", "unknown")
+    events = run.events()
     losses = [loss for e in training_history(events) if (loss := clean_number(e.get("loss"))) is not None]
     evals = [loss for e in eval_history(events) if (loss := clean_number(e.get("eval_loss"))) is not None]
     styles = [d for e in sample_history(events) if (d := clean_number(e.get("style_distance"))) is not None]
@@ -95,6 +117,8 @@ def run_figures(run: Run, now: float | None = None) -> dict[str, Any]:
         duration_s=training_seconds(events, now=(now or time.time()) if state in ACTIVE_STATES else None),
     )
     figures["peak_memory_bytes"], figures["memory_kind"] = peak_memory(events)
+    if state not in ACTIVE_STATES:  # a training run's time grows with the clock: never cached
+        _CACHE[run.path] = (stamp, dict(figures))
     return figures
 
 
