@@ -1,4 +1,4 @@
-"""The base of the five section screens: what every section does the same way.
+"""The base of the section screens: what every section does the same way.
 
 Worker state messages do not bubble in Textual, so each section hands its
 workers' failures to the app (``WorkerFailed``), whose one handler tells the

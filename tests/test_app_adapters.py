@@ -146,6 +146,12 @@ async def test_the_list_shows_each_adapter_and_each_mix_with_its_recipe(tmp_path
         await pilot.press("space", "m")
         await pilot.pause()
         assert not isinstance(app.screen, MixDialog) and "Mark two or more adapters" in seen[-1][1]
+        # The palette lists the section's commands beside the app's.
+        from stylelora_tui.screens.commands import CommandsProvider
+
+        listed = [str(hit.text) async for hit in CommandsProvider(app.screen).search("adapters")]
+        assert {"Adapters: Mark", "Adapters: Mix", "Adapters: Compare", "Adapters: Merge", "Adapters: Cancel",
+                "Everywhere: Adapters"} <= set(listed)
         # A new finished run is listed without a key press (the run watcher sees it).
         fake_adapter(tmp_path, "late", r=8)
         await wait_until(pilot, lambda: "late" in table_names(app))
@@ -186,6 +192,25 @@ async def test_the_dialog_shows_a_refusal_naming_both_adapters_and_never_launche
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, AdaptersScreen) and not (tmp_path / "runs" / "a+wide-ties").exists()
+
+
+@pytest.mark.parametrize("other, message", [
+    ({"use_dora": True}, "run other is a DoRA adapter (use_dora: true)"),
+    ({"use_rslora": True}, "run other is a rsLoRA adapter (use_rslora: true)"),
+    ({"base": "someone/another-model"}, "runs a and other have different base models (a: " + BASE),
+])
+async def test_each_kind_of_refusal_reaches_the_dialog(tmp_path: Path, other: dict, message: str) -> None:
+    fake_adapter(tmp_path, "a", r=8)
+    run = fake_adapter(tmp_path, "other", r=8, **{k: v for k, v in other.items() if k != "base"})
+    if "base" in other:
+        (run.adapter_dir / "stylelora.json").write_text(json.dumps({"base_model": other["base"]}))
+    app = make_app(tmp_path, start="adapters", save_settings=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_adapters(app, pilot, 2)
+        await mark(app, pilot, "a", "other")
+        await pilot.press("m")
+        await wait_until(pilot, lambda: isinstance(app.screen, MixDialog) and app.screen.problem != "")
+        assert message in app.screen.problem
 
 
 # --------------------------------------------------------------------------- a real mix

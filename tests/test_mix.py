@@ -229,3 +229,23 @@ def test_a_failure_in_peft_leaves_no_half_run(ws):
         assert not (ws.runs_dir / "half").exists() and not list(ws.root.glob(".mix-*"))
     finally:
         shutil.rmtree(broken.path)
+
+
+def test_sigterm_cancels_a_mix_cleanly(ws):
+    """The app's cancel: SIGTERM while PEFT's child works ends the mix with a message and leaves nothing."""
+    import signal
+
+    job = subprocess.Popen(stylelora_command("mix", "-w", str(ws.root), "a", "b", "--method", "linear", "--weights", "1,1",
+                                             "--name", "stopped"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), stdin=subprocess.DEVNULL)
+    said = []
+    for line in job.stderr:  # the child's first progress line: the handler is in place and PEFT's process runs
+        said.append(line)
+        if "loading" in line:
+            break
+    job.send_signal(signal.SIGTERM)
+    _, rest = job.communicate(timeout=120)
+    said.append(rest)
+    assert job.returncode == 2, "".join(said)
+    assert "stylelora-tui mix: cancelled (SIGTERM); no run was written" in rest and "Traceback" not in rest
+    assert not (ws.runs_dir / "stopped").exists() and not list(ws.root.glob(".mix-*"))
