@@ -100,6 +100,9 @@ async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_eve
         await wait_until(pilot, lambda: not isinstance(app.screen, TrainScreen))
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: column(table, 1) == ["2", "1", "3"])  # still the sweep, as it was sorted
+        await pilot.press("space")  # marked trials only, once some are marked
+        await pilot.pause()
+        assert [s.label for s in app.screen.query_one(LossChart).series] == ["* r=8"]
         await pilot.press("w")  # back to every run, with the run columns
         await wait_until(pilot, lambda: table.row_count == 3 and column(table, 1)[0].startswith("lab-"))
         assert str(table.ordered_columns[1].label) == "Run"
