@@ -237,6 +237,7 @@ def test_a_killed_runner_leaves_its_run_training_and_a_resume_waits_for_it_then_
     runs = ws.runs()
     assert len(runs) == 2 and all(run.state == "completed" for run in runs)
     assert not any(e["type"] == "resume" for e in read_events(first.events_path))  # it trained on, unbroken
+    assert f"run {first.name} is still training; waiting for it" in resumed.stdout  # in its slot (its GPU) again
     report = status_json(workspace, "crash")
     assert report["state"] == "completed" and [t["state"] for t in report["trials"]] == ["complete", "complete"]
 

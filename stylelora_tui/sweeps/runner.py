@@ -68,6 +68,15 @@ class Runner:
                 for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
         size = len(points(self.grid))
         active: dict[int, Active] = {}
+        # A run still training after a crashed runner keeps its slot (its GPU): nothing else is put there.
+        slots = self.sweep.read_status().get("slots") or {}
+        for item in list(left):
+            slot, path = slots.get(str(item[1])), self.sweep.workspace.runs_dir / str(item[1])
+            if (isinstance(slot, int) and 0 <= slot < self.parallel and slot not in active
+                    and (path / "config.yaml").exists() and Run(path).is_active()):
+                left.remove(item)
+                active[slot] = Active(item[0], str(item[1]), Run(path), slot)
+                self.log(f"trial {item[0] + 1}: run {item[1]} is still training; waiting for it")
         while not self.stopping:
             for slot in range(self.parallel):
                 if slot in active or self.stopping:
@@ -85,7 +94,8 @@ class Runner:
                 return "completed"
             names = [item.name for item in sorted(active.values(), key=lambda item: item.slot)]
             if self.sweep.read_status().get("current_runs") != names:
-                self.sweep.update_status(current_run=names[0] if names else None, current_runs=names)
+                self.sweep.update_status(current_run=names[0] if names else None, current_runs=names,
+                                         slots={item.name: item.slot for item in active.values()})
             time.sleep(0.5)
             for slot, item in list(active.items()):
                 if not item.run.is_active():
@@ -183,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         state = runner.main()
     except Exception as exc:  # recorded for `sweep status`; the full trace goes to runner.log
         traceback.print_exc()
+        # The slots stay: a run still training keeps its GPU when the sweep is resumed.
         sweep.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", ended_at=timestamp(), current_run=None,
                             current_runs=[])
         return 1
