@@ -45,10 +45,12 @@ def status(app) -> str:
     return str(app.screen.query_one("#runs-status", Static).content)
 
 
-async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_every_trial(tmp_path: Path) -> None:
+@pytest.mark.parametrize("theme", ["stylelora-dark", "stylelora-light", "textual-ansi"])
+async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_every_trial(tmp_path: Path, theme: str) -> None:
     three_trials(tmp_path)
-    app = make_app(tmp_path, start="runs", save_settings=False)
+    app = make_app(tmp_path, start="runs", save_settings=False, theme=theme)
     async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == theme
         table = app.screen.query_one(DataTable)
         await wait_until(pilot, lambda: table.row_count == 3)
         await pilot.press("w")  # the only sweep: shown at once
