@@ -14,12 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
-from textual.app import ComposeResult
-from textual.message import Message
-from textual.widgets import DataTable, Static
-
-from stylelora_tui.adapters import MERGEABLE_PEFT_TYPES, AdapterInfo, CliJob, default_mix_name, list_adapters, mix_arguments
 from stylelora_tui.screens.commands import adapters as commands
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.dialogs import MessageDialog
@@ -27,6 +21,18 @@ from stylelora_tui.screens.mix_dialog import MixDialog, MixRequest
 from stylelora_tui.screens.run_watcher import RunsChanged
 from stylelora_tui.screens.section import SectionScreen
 from stylelora_tui.screens.widgets import KeyBar, TitleBar
+from textual import work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from stylelora_tui.adapters import (
+    MERGEABLE_PEFT_TYPES,
+    AdapterInfo,
+    CliJob,
+    list_adapters,
+    mix_arguments,
+)
 
 COLUMNS = (("mark", " "), ("name", "Adapter"), ("made", "Made"), ("shape", "PEFT"), ("format", "Format"), ("base", "Base"))
 
@@ -178,7 +184,7 @@ class AdaptersScreen(SectionScreen):
             return
         names = list(self.marked)
         shapes = [self.adapters[name].shape_text() for name in names]
-        name = default_mix_name(names, "ties", set(self.adapters) | set(self.app.watcher.names()))
+        taken = set(self.adapters) | set(self.app.watcher.names())
 
         def chosen(request: MixRequest | None) -> None:
             if request is not None:
@@ -187,7 +193,7 @@ class AdaptersScreen(SectionScreen):
                                      density=request.density, name=request.name)
                 self.start_job(CliJob(args), f"mixing {request.name}", request.name)
 
-        self.app.push_screen(MixDialog(self.app.workspace, names, shapes, name), chosen)
+        self.app.push_screen(MixDialog(self.app.workspace, names, shapes, taken), chosen)
 
     def on_compare_adapters(self, _command: commands.CompareAdapters) -> None:
         names = list(self.marked) or ([self.highlighted()] if self.highlighted() else [])

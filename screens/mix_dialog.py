@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stylelora_tui.screens.dialogs import Dialog
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,9 +20,16 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
-from stylelora_tui.adapters import DEFAULT_DENSITY, METHODS, USES_DENSITY, MixError, check_mix, default_weights
+from stylelora_tui.adapters import (
+    DEFAULT_DENSITY,
+    METHODS,
+    USES_DENSITY,
+    MixError,
+    check_mix,
+    default_mix_name,
+    default_weights,
+)
 from stylelora_tui.runs.workspace import Workspace
-from stylelora_tui.screens.dialogs import Dialog
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,11 @@ class MixDialog(Dialog["MixRequest | None"]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "ok", "Mix", priority=True)]
 
-    def __init__(self, workspace: Workspace, names: list[str], shapes: list[str], name: str) -> None:
+    def __init__(self, workspace: Workspace, names: list[str], shapes: list[str], taken: set[str]) -> None:
+        """``shapes``: each adapter's PEFT type and rank, to show; ``taken``: run names a new name must avoid."""
         super().__init__()
-        self.workspace, self.names, self._shapes, self._name = workspace, list(names), shapes, name
+        self.workspace, self.names, self._shapes, self._taken = workspace, list(names), shapes, taken
+        self._name = default_mix_name(self.names, METHODS[0], taken)  # follows the method until the user edits it
         self.problem = ""
         self.checking = False
         self.latest: MixRequest | None = None  # the request last sent to the checks: older verdicts are dropped
@@ -111,6 +121,9 @@ class MixDialog(Dialog["MixRequest | None"]):
 
     def _method_changed(self) -> None:
         self.query_one("#mix-density-row").display = self.method() in USES_DENSITY
+        name = self.query_one("#mix-name", Input)
+        if name.value == self._name:
+            self._name = name.value = default_mix_name(self.names, self.method(), self._taken)
         self.check(launch=False)
 
     def on_select_changed(self, event: Select.Changed) -> None:

@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylelora_tui.runs.run import Run
-from stylelora_tui.runs.workspace import Workspace
-
 from stylelora_tui.mix import DEFAULT_DENSITY, USES_DENSITY, MixError, plan_mix
-from stylelora_tui.runs.run import RunError
+from stylelora_tui.runs.run import Run, RunError
+from stylelora_tui.runs.workspace import Workspace
 
 __all__ = ["DEFAULT_DENSITY", "MERGEABLE_PEFT_TYPES", "METHODS", "USES_DENSITY", "AdapterInfo", "CliJob", "MixError",
            "check_mix", "list_adapters"]

@@ -12,11 +12,16 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from conftest import cli_env, recorded_notifications, stylelora_command, write_corpus
+from stylelora_tui.screens.adapters import AdaptersScreen
+from stylelora_tui.screens.app import make_app
+from stylelora_tui.screens.dialogs import MessageDialog
+from stylelora_tui.screens.mix_dialog import MixDialog
 from textual.widgets import DataTable, Input, Select, Static
 
 from stylelora_tui import adapters as adapters_mod
@@ -25,10 +30,6 @@ from stylelora_tui import mix as mix_mod
 from stylelora_tui.runs.control import create_run
 from stylelora_tui.runs.run import Run
 from stylelora_tui.runs.workspace import Workspace
-from stylelora_tui.screens.adapters import AdaptersScreen
-from stylelora_tui.screens.app import make_app
-from stylelora_tui.screens.dialogs import MessageDialog
-from stylelora_tui.screens.mix_dialog import MixDialog
 
 pytestmark = pytest.mark.anyio
 BASE = "unsloth/Llama-3.2-3B-Instruct-bnb-4bit"
@@ -182,6 +183,7 @@ async def test_the_dialog_shows_a_refusal_naming_both_adapters_and_never_launche
         dialog.query_one("#mix-method", Select).value = "cat"
         await pilot.pause()
         assert not dialog.query_one("#mix-density-row").display
+        assert dialog.query_one("#mix-name", Input).value == "a+wide-cat"  # the name follows the method until edited
         await wait_until(pilot, lambda: not dialog.checking)
         assert dialog.problem == "" and "can be mixed" in str(dialog.query_one("#mix-problem", Static).content)
         # A bad field is named.
