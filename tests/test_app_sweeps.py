@@ -45,7 +45,7 @@ def status(app) -> str:
     return str(app.screen.query_one("#runs-status", Static).content)
 
 
-@pytest.mark.parametrize("theme", ["stylelora-dark", "stylelora-light", "textual-ansi"])
+@pytest.mark.parametrize("theme", ["stylelora-dark", "stylelora-light", "ansi-dark"])
 async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_every_trial(tmp_path: Path, theme: str) -> None:
     three_trials(tmp_path)
     app = make_app(tmp_path, start="runs", save_settings=False, theme=theme)
