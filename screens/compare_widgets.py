@@ -37,7 +37,7 @@ class SamplePane(VerticalScroll):
         """The pane's title; ``turn`` (i, of n) when the adapted sides take turns in one pane."""
         if self.variant == "base":
             return self.variant
-        return f"{self.variant} ({turn[0]}/{turn[1]}, v: next)" if turn else f"{self.variant} (adapted)"
+        return f"{turn[0]}/{turn[1]} {self.variant} (v: next)" if turn else f"{self.variant} (adapted)"  # the count survives a cut
 
     def compose(self) -> ComposeResult:
         yield self.body

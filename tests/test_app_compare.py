@@ -333,10 +333,10 @@ async def test_four_sides_take_turns_at_80_columns_and_each_author_is_scored(tmp
         panes = {p.variant: p for p in screen.query(SamplePane)}
         shown = lambda: [v for v, p in panes.items() if p.display]  # noqa: E731
         assert list(panes) == ["base", "a", "b", "c"] and screen.query_one(SamplePanes).cycling
-        assert shown() == ["base", "a"] and panes["a"].border_title == "a (1/3, v: next)"
+        assert shown() == ["base", "a"] and panes["a"].border_title == "1/3 a (v: next)"
         assert all(p.text for p in panes.values())  # every side generated, shown or not
         await pilot.press("v")
-        assert shown() == ["base", "b"] and panes["b"].has_focus and panes["b"].border_title == "b (2/3, v: next)"
+        assert shown() == ["base", "b"] and panes["b"].has_focus and panes["b"].border_title == "2/3 b (v: next)"
         await pilot.press("v", "v")
         assert shown() == ["base", "a"]  # round again
 

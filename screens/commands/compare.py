@@ -52,7 +52,7 @@ class PickRuns(CompareCommand):
 
 
 class NextSide(CompareCommand):
-    """Show the next adapted side (at narrow widths, four or more sides share one pane beside the base)"""
+    """Next adapted side (when the sides take turns beside the base)"""
 
     id, key, title = "compare.side", "v", "Side"
 
