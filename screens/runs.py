@@ -287,13 +287,12 @@ class RunsScreen(SectionScreen):
 
     @work(thread=True, group="sweep-table", exit_on_error=False)
     def read_sweep_table(self, name: str) -> tuple[str, list[dict[str, Any]] | None, str]:
-        from stylelora_tui import config as cfg_mod
         from stylelora_tui.sweeps.sweep import find_sweep
         from stylelora_tui.sweeps.table import sweep_table
 
         try:
             return name, sweep_table(find_sweep(self.app.workspace, name)), ""
-        except (RunError, cfg_mod.ConfigError, OSError) as exc:
+        except (RunError, cfg.ConfigError, OSError) as exc:
             return name, None, str(exc)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -134,6 +134,17 @@ async def test_several_sweeps_are_chosen_in_a_dialog_and_none_is_a_hint(tmp_path
         await wait_until(pilot, lambda: table.row_count == 3 and status(app).startswith("aa-"))
         assert {str(table.get_row_at(r)[2]) for r in range(3)} == {"r=4", "r=8", "r=16"}
 
+        # The sweep's folder goes while it is shown: the next read says so, no traceback.
+        from conftest import recorded_notifications
+        from stylelora_tui.runs.events import EventWriter
+
+        seen = recorded_notifications(app)
+        (tmp_path / "sweeps" / "aa" / "sweep.yaml").unlink()
+        with EventWriter(tmp_path / "runs" / "aa-03-r16" / "events.jsonl") as writer:
+            writer.write("eval", step=1, eval_loss=2.5)
+        await wait_until(pilot, lambda: any("Cannot read sweep aa" in m for _, m, _ in seen))
+        assert any("no sweep 'aa'" in m and severity == "error" for _, m, severity in seen)
+
 
 # --------------------------------------------------------------------------- Start sweep, from the Config form
 
