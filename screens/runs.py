@@ -313,8 +313,9 @@ class RunsScreen(SectionScreen):
     def _sweep_read(self, name: str, rows: list[dict[str, Any]] | None, error: str) -> None:
         if name != self.sweep_name:
             return  # left, or another sweep chosen, while it was read
-        if rows is None:
+        if rows is None:  # back to every run, so the error is told once
             self.notify(f"Cannot read sweep {name}: {error}", severity="error")
+            self.on_show_sweep(commands.ShowSweep())
             return
         self.sweep_rows = rows
         self._fill_sweep_table()

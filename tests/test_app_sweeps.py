@@ -144,6 +144,9 @@ async def test_several_sweeps_are_chosen_in_a_dialog_and_none_is_a_hint(tmp_path
             writer.write("eval", step=1, eval_loss=2.5)
         await wait_until(pilot, lambda: any("Cannot read sweep aa" in m for _, m, _ in seen))
         assert any("no sweep 'aa'" in m and severity == "error" for _, m, severity in seen)
+        await wait_until(pilot, lambda: app.screen.sweep_name is None and str(table.ordered_columns[1].label) == "Run")
+        await wait_until(pilot, lambda: table.row_count == 6)  # every run again
+        assert sum("Cannot read sweep" in m for _, m, _ in seen) == 1
 
 
 # --------------------------------------------------------------------------- Start sweep, from the Config form
