@@ -141,6 +141,6 @@ def cmd_stop(args: argparse.Namespace, workspace: Workspace) -> int:
     if not sweeps.stop(the_sweep):
         print(f"sweep {the_sweep.name} is not running ({the_sweep.state()})", file=sys.stderr)
         return 1
-    print(f"asked sweep {the_sweep.name} to stop its current run (it checkpoints) and end; "
+    print(f"asked sweep {the_sweep.name} to stop its runs in training (each checkpoints) and end; "
           f"`stylelora-tui sweep resume {the_sweep.name}` continues it", file=sys.stderr)
     return 0
