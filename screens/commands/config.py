@@ -41,7 +41,7 @@ class DiffConfig(ConfigCommand):
 
 
 class StartSweep(ConfigCommand):
-    """Start a sweep: the form's config over a grid of values (one key a line), trained run after run"""
+    """Start a sweep: this config over a grid of values, one run per point"""
 
     id, key, title = "config.sweep", "ctrl+y", "Sweep"
     priority = True

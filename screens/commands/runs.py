@@ -35,8 +35,7 @@ class DeleteHighlightedRun(RunsCommand):
 
 
 class ShowSweep(RunsCommand):
-    """A sweep's table: each trial's params, final and best eval loss, style, time, peak memory; the best marked
-    and every trial's loss curve overlaid (again: all runs)"""
+    """A sweep's table and overlaid loss curves, the best marked (w again: all runs)"""
 
     id, key, title = "runs.sweep", "w", "Sweep"
 
