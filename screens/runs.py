@@ -20,7 +20,7 @@ from textual.worker import Worker, WorkerState
 from stylelora_tui import config as cfg
 from stylelora_tui.runs.run import Run, RunError
 from stylelora_tui.sweeps.table import COLUMNS as SWEEP_HEADERS
-from stylelora_tui.sweeps.table import fmt_bytes, fmt_loss, fmt_seconds, fmt_style, params_text, sort_rows
+from stylelora_tui.sweeps.table import fmt_bytes, fmt_loss, fmt_seconds, fmt_steps, fmt_style, params_text, sort_rows
 from stylelora_tui.screens.commands import bindings
 from stylelora_tui.screens.commands import runs as commands
 from stylelora_tui.screens.dialogs import ChoiceDialog, MessageDialog
@@ -36,18 +36,18 @@ COLUMNS = (("mark", " "), ("name", "Run"), ("state", "State"), ("steps", "Steps"
 
 
 # The sweep table at 80 columns: no run name (the status line names the highlighted trial's run).
-SWEEP_COLUMNS = (("best", " "), ("number", "#"), ("params", "Params"), ("state", "State"), ("final_train_loss", "Final"),
+SWEEP_COLUMNS = (("best", " "), ("number", "#"), ("params", "Params"), ("state", "State"), ("steps", "Steps"), ("final_train_loss", "Final"),
                  ("best_eval_loss", "Eval"), ("style_distance", "Style"), ("duration_s", "Time"), ("peak_memory_bytes", "Mem"))
 READ_EVERY = 2.0  # seconds between two reads of a sweep's table while its runs change
 SORT_CYCLE = ("number", "best_eval_loss", "final_train_loss", "style_distance", "duration_s", "peak_memory_bytes",
-              "params", "state")
+              "params", "state", "steps")
 SORT_NAMES = dict(SWEEP_HEADERS) | {"number": "trial", "params": "params", "state": "state",
                                     "best_eval_loss": "best eval", "final_train_loss": "final loss",
-                                    "style_distance": "style", "duration_s": "time", "peak_memory_bytes": "peak memory"}
+                                    "style_distance": "style", "duration_s": "time", "peak_memory_bytes": "peak memory", "steps": "steps"}
 
 
 def sweep_cells(row: dict[str, Any]) -> tuple[str, ...]:
-    return ("*" if row["best"] else " ", str(row["number"]), params_text(row["params"]), row["run_state"] or row["state"],
+    return ("*" if row["best"] else " ", str(row["number"]), params_text(row["params"]), row["run_state"] or row["state"], fmt_steps(row),
             fmt_loss(row["final_train_loss"]), fmt_loss(row["best_eval_loss"]), fmt_style(row),
             fmt_seconds(row["duration_s"]), fmt_bytes(row["peak_memory_bytes"]))
 

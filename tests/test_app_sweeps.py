@@ -57,9 +57,10 @@ async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_eve
         await wait_until(pilot, lambda: table.row_count == 3 and "Params" in str(table.columns[table.ordered_columns[2].key].label))
         await wait_until(pilot, lambda: column(table, 1) == ["1", "2", "3"])
         assert column(table, 0) == [" ", "*", " "]  # trial 2 has the lowest best eval loss
-        assert [str(c) for c in table.get_row_at(1)[2:]] == ["r=8", "completed", "1.4000", "1.2000", "0.700c", "1m05s", "512M"]
-        assert [str(c) for c in table.get_row_at(0)[4:]] == ["2.1000", "1.5000", "0.800", "0m40s", "3.0G"]
-        assert column(table, 5)[2] == "-"
+        # Steps: "-" here, as these hand-made runs' status.json has no step count.
+        assert [str(c) for c in table.get_row_at(1)[2:]] == ["r=8", "completed", "-", "1.4000", "1.2000", "0.700c", "1m05s", "512M"]
+        assert [str(c) for c in table.get_row_at(0)[5:]] == ["2.1000", "1.5000", "0.800", "0m40s", "3.0G"]
+        assert column(table, 6)[2] == "-"
         chart = app.screen.query_one(LossChart)
         await wait_until(pilot, lambda: len(chart.series) == 3)
         assert [s.label for s in chart.series] == ["r=4", "* r=8", "r=16"]
@@ -71,7 +72,7 @@ async def test_the_sweep_table_sorts_by_keyboard_marks_the_best_and_overlays_eve
 
         with EventWriter(tmp_path / "runs" / "lab-03-r16" / "events.jsonl") as writer:
             writer.write("eval", step=1, eval_loss=1.25)
-        await wait_until(pilot, lambda: column(table, 5)[2] == "1.2500")
+        await wait_until(pilot, lambda: column(table, 6)[2] == "1.2500")
         assert column(table, 0) == [" ", "*", " "]  # 1.2 is still the best
 
         await pilot.press("o")  # by best eval loss, lowest first

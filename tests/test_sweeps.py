@@ -367,6 +367,25 @@ def test_the_table_reads_a_finished_run_again_once_its_files_change(tmp_path: Pa
     assert rows[0]["best_eval_loss"] == 1.0 and [r["number"] for r in rows if r["best"]] == [1]
 
 
+def test_a_trial_cut_short_by_its_time_budget_is_marked_in_the_table(tmp_path: Path) -> None:
+    from stylelora_tui.runs.run import Run
+    from stylelora_tui.sweeps.table import fmt_steps, sweep_table, text_table
+
+    full = [("start", {"step": 0, "time": 0.0}), *logs([3.0, 2.0], 0.0), ("end", {"state": "completed", "time": 9.0})]
+    cut = [("start", {"step": 0, "time": 0.0}), *logs([3.1], 0.0), ("budget", {"step": 1, "max_minutes": 5.0}),
+           ("end", {"state": "completed", "time": 300.0})]
+    sweep = hand_made_sweep(tmp_path, "timed", [{"r": 4, "run": "timed-01-r4", "events": full, "value": 2.0},
+                                                {"r": 8, "run": "timed-02-r8", "events": cut, "value": 2.5}])
+    Run(tmp_path / "runs" / "timed-01-r4").update_status(step=30, total_steps=30)
+    Run(tmp_path / "runs" / "timed-02-r8").update_status(step=8, total_steps=30)
+    rows = sweep_table(sweep)
+    assert [(row["steps"], row["total_steps"], row["budget_stop"]) for row in rows] == [(30, 30, False), (8, 30, True)]
+    assert [fmt_steps(row) for row in rows] == ["30/30", "8/30!"]
+    text = text_table(rows)
+    assert "8/30!" in text and "! ended at its time budget (train.max_minutes)" in text
+    assert "time budget" not in text_table(rows[:1])
+
+
 def test_sweep_rows_sort_by_any_column_with_missing_values_last() -> None:
     from stylelora_tui.sweeps.table import SORT_KEYS, mark_best, sort_rows
 

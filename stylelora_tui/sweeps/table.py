@@ -21,7 +21,7 @@ from stylelora_tui.runs.run import ACTIVE_STATES, Run
 
 # The sortable columns, in table order: (key, header).
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("number", "#"), ("run", "Run"), ("params", "Params"), ("state", "State"), ("final_train_loss", "Final"),
+    ("number", "#"), ("run", "Run"), ("params", "Params"), ("state", "State"), ("steps", "Steps"), ("final_train_loss", "Final"),
     ("best_eval_loss", "Best eval"), ("style_distance", "Style"), ("duration_s", "Time"), ("peak_memory_bytes", "Peak mem"),
 )
 SORT_KEYS = tuple(key for key, _ in COLUMNS)
@@ -71,7 +71,7 @@ def compare_delta(run: Run) -> float | None:
 
 
 def no_figures() -> dict[str, Any]:
-    return {"run_state": None, "final_train_loss": None, "best_eval_loss": None, "style_distance": None,
+    return {"run_state": None, "steps": None, "total_steps": None, "budget_stop": False, "final_train_loss": None, "best_eval_loss": None, "style_distance": None,
             "style_source": None, "duration_s": None, "peak_memory_bytes": None, "memory_kind": None}
 
 
@@ -102,7 +102,8 @@ def run_figures(run: Run, now: float | None = None) -> dict[str, Any]:
     cached = _CACHE.get(run.path)
     if cached is not None and cached[0] == stamp:
         return dict(cached[1])
-    state = run.status().get("state", "unknown")
+    status = run.status()
+    state = status.get("state", "unknown")
     events = run.events()
     losses = [loss for e in training_history(events) if (loss := clean_number(e.get("loss"))) is not None]
     evals = [loss for e in eval_history(events) if (loss := clean_number(e.get("eval_loss"))) is not None]
@@ -110,6 +111,9 @@ def run_figures(run: Run, now: float | None = None) -> dict[str, Any]:
     delta = compare_delta(run)
     figures.update(
         run_state=state,
+        # Trials that ended at train.max_minutes saw fewer steps than the others: the table says so.
+        steps=clean_number(status.get("step")), total_steps=clean_number(status.get("total_steps")),
+        budget_stop=any(e.get("type") == "budget" for e in events),
         final_train_loss=losses[-1] if losses else None,
         best_eval_loss=min(evals) if evals else None,
         style_distance=delta if delta is not None else (styles[-1] if styles else None),
@@ -191,6 +195,14 @@ def fmt_bytes(value: int | None, kind: str | None = None) -> str:
     return f"{text} {kind}" if kind else text
 
 
+def fmt_steps(row: dict[str, Any]) -> str:
+    """Steps done of the run's total; ``!`` when it ended at its time budget (train.max_minutes)."""
+    steps, total = row.get("steps"), row.get("total_steps")
+    if steps is None:
+        return "-"
+    return f"{steps:.0f}" + (f"/{total:.0f}" if total else "") + ("!" if row.get("budget_stop") else "")
+
+
 def fmt_style(row: dict[str, Any]) -> str:
     value = row.get("style_distance")
     if value is None:
@@ -200,14 +212,16 @@ def fmt_style(row: dict[str, Any]) -> str:
 
 def text_table(rows: list[dict[str, Any]]) -> str:
     """The table as text: the best trial marked ``*``; a style figure from compare.json ends in ``c``."""
-    header = f"  {'#':>3} {'RUN':<32} {'STATE':<9} {'FINAL':>7} {'BEST EVAL':>9} {'STYLE':>7} {'TIME':>7} {'PEAK MEM':>11}  PARAMS"
+    header = f"  {'#':>3} {'RUN':<32} {'STATE':<9} {'STEPS':>7} {'FINAL':>7} {'BEST EVAL':>9} {'STYLE':>7} {'TIME':>7} {'PEAK MEM':>11}  PARAMS"
     lines = [header]
     for row in rows:
         lines.append(
             f"{'*' if row.get('best') else ' '} {row['number']:>3} {row['run'] or '-':<32} {row['run_state'] or row['state']:<9} "
-            f"{fmt_loss(row['final_train_loss']):>7} {fmt_loss(row['best_eval_loss']):>9} {fmt_style(row):>7} "
+            f"{fmt_steps(row):>7} {fmt_loss(row['final_train_loss']):>7} {fmt_loss(row['best_eval_loss']):>9} {fmt_style(row):>7} "
             f"{fmt_seconds(row['duration_s']):>7} {fmt_bytes(row['peak_memory_bytes'], row['memory_kind']):>11}  "
             f"{params_text(row['params'])}"
         )
     lines.append("* best (lowest best eval loss); style: last live sample's Delta, or compare.json's when it ends in c")
+    if any(row.get("budget_stop") for row in rows):
+        lines.append("! ended at its time budget (train.max_minutes) before its last step: compare such trials with care")
     return "\n".join(lines)
