@@ -208,3 +208,24 @@ def test_two_apps_resuming_one_run_at_once_start_one_trainer(tmp_path: Path):
         while run.is_active() and time.monotonic() < deadline:
             time.sleep(0.2)
     assert not run.is_active()
+
+
+def test_spawn_detached_starts_a_process_in_its_own_session_and_names_a_failure(tmp_path):
+    import os
+    import sys
+    import time
+
+    from stylelora_tui.runs.control import spawn_detached
+    from stylelora_tui.runs.run import RunError
+
+    log = tmp_path / "out.log"
+    log.write_text("earlier\n")
+    pid = spawn_detached([sys.executable, "-c", "import os, time; print(os.getsid(0), flush=True); time.sleep(0.5)"],
+                         log, tmp_path, os.environ)
+    assert os.getsid(pid) == pid != os.getsid(0)  # a session of its own: our terminal's hang-up never reaches it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(log.read_text().splitlines()) < 2:
+        time.sleep(0.05)
+    assert log.read_text().splitlines() == ["earlier", str(pid)]  # appended, not overwritten
+    with pytest.raises(RunError, match="No such file or directory"):
+        spawn_detached([sys.executable, "-c", "pass"], log, tmp_path / "gone", os.environ)

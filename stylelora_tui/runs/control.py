@@ -128,7 +128,7 @@ def trainer_command(run: Run, *, resume: bool) -> list[str]:
     return command
 
 
-# Started between us and the trainer, and ended at once: the trainer is then
+# Started between us and the process, and ended at once: the process is then
 # nobody's child (adopted by init), so it never lingers as our zombie and its
 # life is independent of ours.
 _SPAWNER = """
@@ -139,6 +139,20 @@ with open(log_path, "ab") as log:
                                start_new_session=True, close_fds=True, cwd=cwd)
 print(process.pid, flush=True)
 """
+
+
+def spawn_detached(command: list[str], log_path: Path, cwd: Path, env: Mapping[str, str]) -> int:
+    """Start ``command`` in a session of its own, nobody's child, output appended to ``log_path``; its pid.
+
+    A hang-up of our terminal (a dropped SSH connection) never reaches it, and
+    it outlives whoever started it. Raises ``RunError`` with the spawner's
+    message when it could not start.
+    """
+    spawner = subprocess.run([sys.executable, "-c", _SPAWNER, str(log_path), str(cwd), *command],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, env=dict(env), timeout=60)
+    if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
+        raise RunError(spawner.stderr.strip()[-500:] or f"the spawner exited with {spawner.returncode}")
+    return int(spawner.stdout.strip())
 
 
 def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = None) -> int:
@@ -168,15 +182,12 @@ def launch(run: Run, *, resume: bool = False, env: Mapping[str, str] | None = No
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         with open(run.log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {'resume' if resume else 'start'} ====\n".encode())
-        spawner = subprocess.run(
-            [sys.executable, "-c", _SPAWNER, str(run.log_path), str(run.path), *trainer_command(run, resume=resume)],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env, timeout=60,
-        )
-        if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
-            status.update(state="failed", error=f"could not start the trainer: {spawner.stderr.strip()[-500:]}", ended_at=timestamp())
+        try:
+            pid = spawn_detached(trainer_command(run, resume=resume), run.log_path, run.path, child_env)
+        except RunError as exc:
+            status.update(state="failed", error=f"could not start the trainer: {exc}", ended_at=timestamp())
             write_json_atomically(run.status_path, status)
-            raise RunError(f"could not start the trainer for {run.name}: {spawner.stderr.strip()[-500:]}")
-        pid = int(spawner.stdout.strip())
+            raise RunError(f"could not start the trainer for {run.name}: {exc}") from None
         status = run.read_status()
         if status.get("pid") is None:  # the trainer may already have recorded itself
             status.update(pid=pid, pid_create_time=process_start_time(pid), host=socket.gethostname())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -280,13 +279,11 @@ def _launch(sweep: Sweep, env: Mapping[str, str] | None, parallel: int | None = 
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     command = [sys.executable, "-m", "stylelora_tui.sweeps.runner", str(sweep.path)]
-    # The trainer's spawner: the runner ends up nobody's child, in a session of its own.
-    spawner = subprocess.run([sys.executable, "-c", control._SPAWNER, str(sweep.log_path), str(sweep.path), *command],
-                             stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env, timeout=60)
-    if spawner.returncode != 0 or not spawner.stdout.strip().isdigit():
-        sweep.update_status(state="failed", error=f"could not start the sweep runner: {spawner.stderr.strip()[-500:]}")
-        raise RunError(f"could not start the runner of sweep {sweep.name}: {spawner.stderr.strip()[-500:]}")
-    pid = int(spawner.stdout.strip())
+    try:  # as a trainer is started: the runner ends up nobody's child, in a session of its own
+        pid = control.spawn_detached(command, sweep.log_path, sweep.path, child_env)
+    except RunError as exc:
+        sweep.update_status(state="failed", error=f"could not start the sweep runner: {exc}")
+        raise RunError(f"could not start the runner of sweep {sweep.name}: {exc}") from None
     if sweep.read_status().get("pid") is None:
         sweep.update_status(pid=pid, pid_create_time=process_start_time(pid))
     return pid
