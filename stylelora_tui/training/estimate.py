@@ -157,8 +157,8 @@ class MemoryEstimate:
 
     _LABELS = (
         ("weights", "Base weights"),
-        ("lora_weights", "LoRA weights"),
-        ("gradients", "LoRA gradients"),
+        ("lora_weights", "Adapter weights"),  # every method's, not only LoRA's
+        ("gradients", "Adapter gradients"),
         ("optimizer_states", "Optimizer states"),
         ("master_weights", "fp32 master copy"),
         ("activations", "Activations"),
