@@ -111,7 +111,7 @@ def compare(runs: Run | list[Run], *, prompts: int = 3, settings: dict[str, Any]
                         say(f"prompt {index}/{len(chosen)}: {event['variant']} sample {event['sample'] + 1}/{item.settings['n']}")
                 session.finish(item, cancelled=False)
             for what, fields in zip(("held-out", "general English (the forgetting check)"), session.loss_requests()):
-                say(f"{what} loss of both sides")
+                say(f"{what} loss of {'both sides' if len(runs) == 1 else f'all {len(runs) + 1} sides'}")
                 if errors := session.take_losses(client.collect(client.request("eval_loss", **fields))):
                     say(errors[-1])
     except GenerationProcessError as exc:
