@@ -29,9 +29,9 @@ LORA_METHODS = ("lora", "loraplus")
 UNSLOTH_METHODS = LORA_METHODS
 #: ``init_lora_weights`` choices that leave the base weights untouched, so the
 #: adapter loads on the original base model. PiSSA, OLoRA and CorDA rewrite the
-#: base weights; PEFT converts the final adapter back to a plain LoRA, but a
-#: checkpoint reloaded to resume would rewrite the base again (README, Adapter
-#: methods). LoftQ and EVA need extra configs and data passes: not offered.
+#: base weights; PEFT converts the final adapter back to a plain LoRA, but
+#: resuming from a checkpoint (the base rewritten exactly once) is not built yet
+#: (README, Adapter methods). LoftQ and EVA need extra configs and data passes.
 INIT_LORA_WEIGHTS = ("true", "gaussian")
 #: PEFT's defaults for Llama (peft.utils.constants, IA3 target/feedforward mappings).
 IA3_TARGETS = ("k_proj", "v_proj", "down_proj")
