@@ -129,3 +129,9 @@ def recorded_notifications(app: Any) -> list[tuple[str, str, str]]:
 
     app.notify = notify
     return seen
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The app tests run on asyncio (Textual's loop), not trio."""
+    return "asyncio"

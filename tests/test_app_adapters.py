@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pilot_helpers import wait_until
 from conftest import cli_env, recorded_notifications, stylelora_command, write_corpus
 from stylelora_tui.screens.adapters import AdaptersScreen
 from stylelora_tui.screens.app import make_app
@@ -33,20 +33,6 @@ from stylelora_tui.runs.workspace import Workspace
 
 pytestmark = pytest.mark.anyio
 BASE = "unsloth/Llama-3.2-3B-Instruct-bnb-4bit"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
 
 
 def fake_adapter(workspace: Path, name: str, *, r: int, state: str = "completed", recipe: dict | None = None,

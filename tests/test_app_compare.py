@@ -33,11 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 GREEDY = {"temperature": 0, "max_new_tokens": 10, "n": 2, "seed": 0}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, tiny_model) -> Workspace:
     """A workspace with copies of the shared trained run (two of them) and a run that has no adapter."""

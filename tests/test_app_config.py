@@ -13,11 +13,6 @@ from stylelora_tui.screens.app import make_app
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def settle(pilot) -> None:
     await pilot.pause(0.2)  # the form checks 0.12 s after the last keystroke
     await pilot.app.workers.wait_for_complete()

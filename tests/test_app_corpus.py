@@ -17,11 +17,6 @@ VOCAB = ("lamp tide gull harbour quay stone fog ship rope salt wind swell bell k
          "letter flour oil brass window stair glass ledger chart current rock reef mast sail").split()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def write_books(folder: Path, files: int = 3, paragraphs: int = 6) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for f in range(files):

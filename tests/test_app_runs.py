@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
+
+from pilot_helpers import wait_until
 from textual.widgets import DataTable, Static
 
 from stylelora_tui import config as config_mod
@@ -29,20 +30,6 @@ from stylelora_tui.screens.run_watcher import RunWatcher
 from stylelora_tui.screens.train import TrainScreen
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
 
 
 def fake_run(workspace: Path, name: str, *, r: int, losses: list[float], state: str = "completed", resume_at: int | None = None) -> Run:

@@ -15,11 +15,6 @@ from stylelora_tui.screens.commands import COMMANDS, CommandsProvider
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_sections_on_single_keys(tmp_path: Path) -> None:
     app = make_app(tmp_path / "ws")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -7,9 +7,7 @@ with a Pilot at 80x24.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 from textual.widgets import DataTable, Static
@@ -18,23 +16,10 @@ from stylelora_tui.screens.app import make_app
 from stylelora_tui.screens.dialogs import ChoiceDialog
 from stylelora_tui.screens.loss_chart import LossChart
 from stylelora_tui.screens.train import TrainScreen
+from pilot_helpers import wait_until
 from test_sweeps import three_trials
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {predicate}")
 
 
 def column(table: DataTable, index: int) -> list[str]:

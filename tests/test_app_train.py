@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
+import pilot_helpers
 from conftest import write_tiny_config
 from stylelora_tui import config as config_mod
 from stylelora_tui.runs.events import read_events, training_history
@@ -32,11 +32,6 @@ from stylelora_tui.screens.train_text import PLAIN_OOM_HINT
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def write_config(workspace: Path, model: Path, *, name: str = "config", **train: Any) -> Path:
     """Small and quick: batch 2, sequence 128, no mid-run checkpoints or samples unless asked."""
     settings = {"per_device_train_batch_size": 2, "save_steps": 1000, "sample_steps": -1, **train}
@@ -44,12 +39,8 @@ def write_config(workspace: Path, model: Path, *, name: str = "config", **train:
 
 
 async def wait_until(pilot, predicate: Callable[[], Any], timeout: float = 180.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.2)
-    raise AssertionError(f"timed out waiting for {what or predicate}")
+    """The shared wait, with a longer default: training runs take minutes on two busy cores."""
+    await pilot_helpers.wait_until(pilot, predicate, timeout, what)
 
 
 def train_screen(app) -> TrainScreen:

@@ -33,11 +33,6 @@ NODES: dict[str, type] = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def declared_commands(base: type = Command) -> set[type[Command]]:
     """Every Command subclass that declares a command (has an id), however deep."""
     found = set()

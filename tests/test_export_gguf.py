@@ -408,11 +408,6 @@ def test_export_error_for_an_unknown_quant(run):
 # --------------------------------------------------------------------------- the app's export dialog
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def dialog_app():
     from textual.app import App
 

@@ -25,11 +25,6 @@ theme = "stylelora-dark"
 """
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def help_text(app) -> str:
     from stylelora_tui.screens.help import help_table
 

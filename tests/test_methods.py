@@ -247,11 +247,6 @@ def test_runs_of_different_methods_compare_side_by_side(workspace, tiny_model):
 # --- the config form: a method's own fields only when they apply ----------------------------
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def settle(pilot) -> None:
     await pilot.pause(0.2)  # the form checks 0.12 s after the last keystroke
     await pilot.app.workers.wait_for_complete()

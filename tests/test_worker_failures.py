@@ -20,11 +20,6 @@ from stylelora_tui.screens.app import make_app
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def settle(pilot, app) -> None:
     from textual.worker import WorkerFailed
 
