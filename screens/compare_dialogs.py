@@ -11,10 +11,10 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionLis
 
 from stylelora_tui.compare.publish import ExportRequest
 from stylelora_tui.export_gguf import QUANTS
-from stylelora_tui.screens.dialogs import Dialog
+from stylelora_tui.screens.dialogs import FormDialog
 
 
-class RunPicker(Dialog["list[str] | None"]):
+class RunPicker(FormDialog["list[str] | None"]):
     """Tick runs (completed, or with a checkpoint): ``dismiss([run path, ...])`` or ``None``."""
 
     DEFAULT_CSS = """
@@ -57,17 +57,8 @@ class RunPicker(Dialog["list[str] | None"]):
             return
         self.dismiss(picked)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
-
-
-class ExportDialog(Dialog["ExportRequest | None"]):
+class ExportDialog(FormDialog["ExportRequest | None"]):
     """Where to write compare.html, and whether to run ``stylelora-tui export`` after it (card, merge, GGUF, push)."""
 
     DEFAULT_CSS = """
@@ -122,15 +113,3 @@ class ExportDialog(Dialog["ExportRequest | None"]):
             self.notify(problem, severity="warning")
             return
         self.dismiss(request)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_ok()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)

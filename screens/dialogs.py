@@ -39,6 +39,26 @@ class Dialog(ModalScreen[T]):
     """
 
 
+class FormDialog(Dialog[T]):
+    """A dialog that gathers values: its "ok" button and enter in a field run ``action_ok`` (which checks and
+    dismisses with the result); any other button and escape dismiss with None."""
+
+    def action_ok(self) -> None:
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_ok()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self.action_ok()
+        else:
+            self.dismiss(None)
+
+
 class ConfirmDialog(Dialog[bool]):
     """Yes or no: ``dismiss(True)`` to go ahead."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stylelora_tui.screens.dialogs import Dialog
+from stylelora_tui.screens.dialogs import FormDialog
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -64,7 +64,7 @@ def parse_request(names: list[str], method: str, weights: str, density: str, nam
     return MixRequest(list(names), method, weight_values, density_value, name.strip())
 
 
-class MixDialog(Dialog["MixRequest | None"]):
+class MixDialog(FormDialog["MixRequest | None"]):
     """``dismiss(MixRequest)`` once the core has accepted the recipe, or ``None``."""
 
     DEFAULT_CSS = """
@@ -176,15 +176,3 @@ class MixDialog(Dialog["MixRequest | None"]):
 
     def action_ok(self) -> None:
         self.check(launch=True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_ok()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self.action_ok()
-        else:
-            self.dismiss(None)
