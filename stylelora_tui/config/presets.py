@@ -28,9 +28,10 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
             {
                 "model": {"name": DEMO_MODEL, "max_seq_length": 384, "load_in_4bit": False},
                 # Measured (docs/benchmarks.md, "Fidelity"): plain passages, packed, brought samples
-                # 28% closer to the author in 10 minutes where the lab's instruction format gave 24%.
+                # 28% closer to the author in 10 minutes where the lab's instruction format gave 24%
+                # (37% at compare's default decoding now); on Carroll's Alice the two were level.
                 "data": {"format": "raw_text"},
-                # ~2.5 s a step on 2 CPU cores in bf16: 240 steps of 2 x 384 tokens is ~10 minutes (12 with
+                # ~2.7 s a step on 2 idle CPU cores in bf16: 240 steps of 2 x 384 tokens is ~11 minutes (12 with
                 # its evaluations); the time budget ends a slower machine's run too, with its adapter.
                 "train": {
                     "per_device_train_batch_size": 2,
